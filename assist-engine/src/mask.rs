@@ -1,0 +1,167 @@
+//! PII masking: bank card, mobile and landline numbers, ID numbers and e-mail addresses.
+//!
+//! Runs first on every utterance, so nothing the engine emits (and nothing the server stores or
+//! logs) carries them. Numbers are recognized however they were written or recognized: digits
+//! with or without spaces and dashes, Chinese numerals as Vosk writes spoken digits
+//! ("幺三八..."), and English digit words ("one three eight ...").
+
+use regex::{Captures, Regex};
+use std::sync::LazyLock;
+
+/// Fewest digits that make a number worth masking (7: a local landline without area code).
+const MIN_DIGITS: usize = 7;
+
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b([a-z0-9])[a-z0-9._%+-]*@([a-z0-9.-]+\.[a-z]{2,})\b").expect("valid regex")
+});
+
+/// Digits, optionally grouped by single spaces or dashes; an ID number may end in X.
+static DIGITS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:\+?86[ -]?)?\d(?:[ -]?\d)+(?:[xX])?").expect("valid regex")
+});
+
+static CHINESE_DIGITS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[零〇一二三四五六七八九幺两](?:\s?[零〇一二三四五六七八九幺两])+").expect("valid regex"));
+
+static ENGLISH_DIGITS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)(?:[\s,-]+(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)\b)+")
+        .expect("valid regex")
+});
+
+/// Masks every PII number and e-mail address in `text`.
+pub fn mask_pii(text: &str) -> String {
+    let text = EMAIL.replace_all(text, |c: &Captures| format!("{}***@{}", &c[1], &c[2]));
+    let text = DIGITS.replace_all(&text, |c: &Captures| mask_number(&c[0]));
+    let text = CHINESE_DIGITS.replace_all(&text, |c: &Captures| mask_spoken(&c[0]));
+    let text = ENGLISH_DIGITS.replace_all(&text, |c: &Captures| mask_spoken_words(&c[0]));
+    text.into_owned()
+}
+
+/// Masks one written number, keeping its separators' shape readable:
+/// mobile `138****5678`, everything else all but the last four.
+fn mask_number(raw: &str) -> String {
+    let digits = raw.chars().filter(|c| c.is_ascii_alphanumeric()).count();
+    if digits < MIN_DIGITS {
+        return raw.to_string();
+    }
+    let (prefix, body) = split_country_code(raw);
+    let body_digits: Vec<char> = body.chars().filter(char::is_ascii_alphanumeric).collect();
+    let is_mobile = body_digits.len() == 11 && body_digits[0] == '1';
+    let keep_head = if is_mobile { 3 } else { area_code_len(body) };
+    let keep_tail = 4.min(body_digits.len().saturating_sub(keep_head + 1));
+    let mut seen = 0;
+    let masked: String = body
+        .chars()
+        .map(|c| {
+            if !c.is_ascii_alphanumeric() {
+                return c;
+            }
+            seen += 1;
+            if seen <= keep_head || seen > body_digits.len() - keep_tail {
+                c
+            } else {
+                '*'
+            }
+        })
+        .collect();
+    format!("{prefix}{masked}")
+}
+
+fn split_country_code(raw: &str) -> (&str, &str) {
+    for prefix in ["+86 ", "+86-", "+86", "86 ", "86-"] {
+        if let Some(rest) = raw.strip_prefix(prefix) {
+            return (&raw[..prefix.len()], rest);
+        }
+    }
+    ("", raw)
+}
+
+/// A Chinese landline written with its area code and a dash ("010-12345678") keeps the code.
+fn area_code_len(body: &str) -> usize {
+    match body.split_once('-') {
+        Some((code, _)) if code.starts_with('0') && (3..=4).contains(&code.len()) => code.len(),
+        _ => 0,
+    }
+}
+
+fn mask_spoken(raw: &str) -> String {
+    let count = raw.chars().filter(|c| !c.is_whitespace()).count();
+    if count < MIN_DIGITS {
+        return raw.to_string();
+    }
+    let mut seen = 0;
+    raw.chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| {
+            seen += 1;
+            if seen > count - 4 {
+                c
+            } else {
+                '*'
+            }
+        })
+        .collect()
+}
+
+fn mask_spoken_words(raw: &str) -> String {
+    let words: Vec<&str> = raw
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '-')
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.len() < MIN_DIGITS {
+        return raw.to_string();
+    }
+    let keep = words.len() - 4;
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| if i < keep { "*" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mobile_numbers_keep_head_and_tail() {
+        assert_eq!(mask_pii("我的手机是13812345678"), "我的手机是138****5678");
+        assert_eq!(mask_pii("call 138-1234-5678 now"), "call 138-****-5678 now");
+        assert_eq!(mask_pii("+86 13812345678"), "+86 138****5678");
+    }
+
+    #[test]
+    fn bank_cards_and_ids_keep_only_the_last_four() {
+        assert_eq!(
+            mask_pii("卡号6222 0212 3456 7890 123"),
+            "卡号**** **** **** ***0 123"
+        );
+        assert_eq!(mask_pii("身份证11010119900307123X"), "身份证**************123X");
+    }
+
+    #[test]
+    fn landline_keeps_area_code() {
+        assert_eq!(mask_pii("座机010-62345678"), "座机010-****5678");
+    }
+
+    #[test]
+    fn short_numbers_and_amounts_stay() {
+        let text = "退款299元，3到5个工作日，订单2件";
+        assert_eq!(mask_pii(text), text);
+    }
+
+    #[test]
+    fn spoken_digits_are_masked() {
+        assert_eq!(mask_pii("号码是幺三八一二三四五六七八"), "号码是*******五六七八");
+        assert_eq!(
+            mask_pii("it is one three eight one two three four five six seven eight ok"),
+            "it is * * * * * * * five six seven eight ok"
+        );
+    }
+
+    #[test]
+    fn emails_keep_first_letter_and_domain() {
+        assert_eq!(mask_pii("mail zhang.san@example.com"), "mail z***@example.com");
+    }
+}

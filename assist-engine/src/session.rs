@@ -1,0 +1,702 @@
+//! One call: utterances in, events out.
+//!
+//! The live server, `replay` and batch QC all drive a [`CallSession`] the same way: partial and
+//! final utterances in call order, optional clock ticks, then [`CallSession::end`]. For each
+//! final utterance the session masks PII, runs the rules, reads the customer's emotion and picks
+//! cards, in that order; everything it emits is already masked. Time only comes in with the
+//! utterances, so the session is deterministic.
+
+use crate::cards::{CardContext, Candidate};
+use crate::emotion::{escalating, EmotionModel, Reading};
+use crate::mask::mask_pii;
+use crate::pack::{Condition, Within};
+use crate::questions::{features, is_question, similarity};
+use crate::rules::RuleScan;
+use crate::text::{is_mostly_cjk, normalize};
+use crate::{Engine, Knowledge};
+use assist_protocol::{
+    Alert, Card, CardKind, Emotion, EmotionLabel, Event, RuleHits, Severity, Speaker, Summary,
+    Utterance,
+};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+/// How far (seconds) an utterance may start before the previous final one: two speakers
+/// overlap, and their recognizers finish in either order.
+pub const OVERLAP_TOLERANCE: f64 = 30.0;
+
+/// Why an utterance was not taken. Nothing about the call changes when one is returned.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SessionError {
+    #[error("utterance seq {seq} was already accepted (last accepted: {last})")]
+    DuplicateSeq { seq: u64, last: u64 },
+    #[error("utterance seq {seq} starts at {start:.1}s, more than {OVERLAP_TOLERANCE}s before the previous one ({previous:.1}s)")]
+    OutOfOrder { seq: u64, start: f64, previous: f64 },
+    #[error("the utterance has no text")]
+    EmptyText { seq: u64 },
+    #[error("time must be a finite, non-negative number of seconds")]
+    BadTime { seq: u64 },
+    #[error("the call has already ended")]
+    Ended,
+}
+
+/// Per-rule state for the stateful kinds.
+#[derive(Debug, Clone, Default)]
+struct RuleState {
+    /// disclosure: armed by its trigger; bits of the items said since.
+    armed: bool,
+    said: u64,
+    /// order: a `first` phrase was said.
+    first_seen: bool,
+    /// any kind that fires at most once per call.
+    done: bool,
+    /// required: turns of the watched speaker seen, and (last_turns) whether each matched.
+    turns: usize,
+    recent: VecDeque<bool>,
+    /// negative_streak: negative customer turns in a row.
+    streak: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Question {
+    start: f64,
+    end: f64,
+    text: String,
+    features: HashSet<String>,
+    intents: Vec<usize>,
+}
+
+pub struct CallSession {
+    engine: Arc<Engine>,
+    language: String,
+    emotion: Option<usize>,
+    states: Vec<RuleState>,
+    last_seq: u64,
+    last_start: f64,
+    /// The latest time the call has reached (utterance ends, ticks).
+    clock: f64,
+    /// End of the latest utterance: dead air is measured from it.
+    speech_end: f64,
+    silence_reported_at: Option<f64>,
+    first_start: Option<f64>,
+    utterances: u32,
+    hits: BTreeMap<usize, u32>,
+    /// (seq, rule) alerts already raised on a partial.
+    partial_alerts: Vec<(u64, usize)>,
+    customer_scores: Vec<f32>,
+    questions: VecDeque<Question>,
+    /// The customer's oldest unanswered question, and the response-time rules fired on it.
+    pending: Option<(Question, Vec<usize>)>,
+    shown: HashSet<String>,
+    cards_shown: u32,
+    intents_seen: Vec<usize>,
+    ended: bool,
+}
+
+impl CallSession {
+    pub fn new(engine: Arc<Engine>, language: &str) -> Self {
+        let language = language.to_ascii_lowercase();
+        let emotion = engine.emotions.iter().position(|m| m.language == language);
+        let states = vec![RuleState::default(); engine.rules.rules.len()];
+        CallSession {
+            engine,
+            language,
+            emotion,
+            states,
+            last_seq: 0,
+            last_start: 0.0,
+            clock: 0.0,
+            speech_end: 0.0,
+            silence_reported_at: None,
+            first_start: None,
+            utterances: 0,
+            hits: BTreeMap::new(),
+            partial_alerts: Vec::new(),
+            customer_scores: Vec::new(),
+            questions: VecDeque::new(),
+            pending: None,
+            shown: HashSet::new(),
+            cards_shown: 0,
+            intents_seen: Vec::new(),
+            ended: false,
+        }
+    }
+
+    pub fn language(&self) -> &str {
+        &self.language
+    }
+
+    /// The highest final seq accepted so far (0 before the first).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Takes one utterance, partial or final.
+    pub fn utterance(
+        &mut self,
+        utt: &Utterance,
+        knowledge: &dyn Knowledge,
+    ) -> Result<Vec<Event>, SessionError> {
+        if self.ended {
+            return Err(SessionError::Ended);
+        }
+        let times_ok = utt.start.is_finite()
+            && utt.start >= 0.0
+            && utt.end.is_none_or(|e| e.is_finite() && e >= 0.0);
+        if !times_ok {
+            return Err(SessionError::BadTime { seq: utt.seq });
+        }
+        if utt.partial {
+            // A partial of an utterance already finalized is stale: ignore it quietly.
+            if utt.seq <= self.last_seq {
+                return Ok(Vec::new());
+            }
+            return Ok(self.partial(utt));
+        }
+        if utt.seq <= self.last_seq {
+            return Err(SessionError::DuplicateSeq {
+                seq: utt.seq,
+                last: self.last_seq,
+            });
+        }
+        if utt.text.trim().is_empty() {
+            return Err(SessionError::EmptyText { seq: utt.seq });
+        }
+        if utt.start + OVERLAP_TOLERANCE < self.last_start {
+            return Err(SessionError::OutOfOrder {
+                seq: utt.seq,
+                start: utt.start,
+                previous: self.last_start,
+            });
+        }
+        Ok(self.final_utterance(utt, knowledge))
+    }
+
+    /// Rules on a partial result: raise a stateless rule's alert while the agent is still
+    /// speaking; the final result will not raise it again.
+    fn partial(&mut self, utt: &Utterance) -> Vec<Event> {
+        let masked = mask_pii(&utt.text);
+        let normalized = normalize(&masked);
+        let scans = self.engine.rules.scan(&normalized, &self.language);
+        let fired: Vec<usize> = self
+            .engine
+            .rules
+            .instant_hits(&scans, utt.speaker)
+            .filter(|r| !self.partial_alerts.contains(&(utt.seq, *r)))
+            .collect();
+        let mut events = Vec::new();
+        for rule in fired {
+            self.partial_alerts.push((utt.seq, rule));
+            events.push(self.alert(rule, utt.start, utt.speaker, &masked));
+        }
+        events
+    }
+
+    fn final_utterance(&mut self, utt: &Utterance, knowledge: &dyn Knowledge) -> Vec<Event> {
+        let engine = Arc::clone(&self.engine);
+        let masked = mask_pii(&utt.text);
+        let normalized = normalize(&masked);
+        let end = utt.end.unwrap_or(utt.start).max(utt.start);
+        let mut events = Vec::new();
+
+        // Timers first: they fired before this utterance began.
+        self.check_silence(utt.start, &masked, &mut events);
+        if utt.speaker == Speaker::Agent {
+            self.check_response_time(utt.start, &mut events);
+            self.pending = None;
+        }
+
+        self.last_seq = utt.seq;
+        self.last_start = self.last_start.max(utt.start);
+        self.first_start = Some(self.first_start.map_or(utt.start, |s| s.min(utt.start)));
+        self.clock = self.clock.max(end);
+        self.speech_end = self.speech_end.max(end);
+        self.utterances += 1;
+
+        let scans = engine.rules.scan(&normalized, &self.language);
+        let mut fired: Vec<usize> = Vec::new();
+        for rule in engine.rules.instant_hits(&scans, utt.speaker) {
+            fired.push(rule);
+            let raised_on_partial = self.partial_alerts.contains(&(utt.seq, rule));
+            self.count_hit(rule);
+            if !raised_on_partial {
+                events.push(self.alert(rule, utt.start, utt.speaker, &masked));
+            }
+        }
+        self.partial_alerts.retain(|(seq, _)| *seq > utt.seq);
+        for rule in self.stateful_hits(&scans, utt.speaker) {
+            fired.push(rule);
+            self.count_hit(rule);
+            events.push(self.alert(rule, utt.start, utt.speaker, &masked));
+        }
+
+        let language = self.language.clone();
+        let mut context = CardContext {
+            language: &language,
+            from_customer: utt.speaker == Speaker::Customer,
+            ..CardContext::default()
+        };
+        if utt.speaker == Speaker::Customer {
+            let intents = engine.intents.detect(&normalized);
+            for &i in &intents {
+                if !self.intents_seen.contains(&i) {
+                    self.intents_seen.push(i);
+                }
+            }
+            let reading = self.read_emotion(&normalized, utt);
+            let now_escalating = escalating(
+                &self.customer_scores,
+                engine.meta.emotion.escalation_window,
+            );
+            if let Some(reading) = reading {
+                events.push(Event::Emotion(Emotion {
+                    t: utt.start,
+                    speaker: Speaker::Customer,
+                    label: reading.label,
+                    score: (reading.score * 100.0).round() / 100.0,
+                    escalating: now_escalating,
+                }));
+                for rule in self.streak_hits(reading.label) {
+                    fired.push(rule);
+                    self.count_hit(rule);
+                    events.push(self.alert(rule, utt.start, utt.speaker, &masked));
+                }
+                context.negative = reading.label == EmotionLabel::Negative;
+                context.escalating = now_escalating;
+            }
+            if is_question(&normalized) {
+                let question = Question {
+                    start: utt.start,
+                    end,
+                    text: masked.clone(),
+                    features: features(&normalized),
+                    intents: intents.clone(),
+                };
+                for rule in self.repeat_hits(&question) {
+                    fired.push(rule);
+                    self.count_hit(rule);
+                    events.push(self.alert(rule, utt.start, utt.speaker, &masked));
+                }
+                self.remember_question(question);
+            }
+            context.intents = intents
+                .iter()
+                .map(|&i| engine.intents.intents[i].id.as_str())
+                .collect();
+        }
+        context.categories = fired
+            .iter()
+            .map(|&r| engine.rules.rules[r].category.as_str())
+            .collect();
+        let cards = self.pick_cards(&normalized, &masked, utt, &context, knowledge);
+        events.extend(cards);
+        events
+    }
+
+    /// A clock tick: lets response-time and silence rules fire while nobody speaks.
+    pub fn tick(&mut self, t: f64) -> Vec<Event> {
+        if self.ended || !t.is_finite() || t <= self.clock {
+            return Vec::new();
+        }
+        self.clock = t;
+        let mut events = Vec::new();
+        self.check_silence(t, "", &mut events);
+        self.check_response_time(t, &mut events);
+        events
+    }
+
+    /// Ends the call: disclosures never made, greetings and closings missing, then the summary.
+    /// Ending twice returns the summary again with no new alerts.
+    pub fn end(&mut self, t: Option<f64>) -> Vec<Event> {
+        let mut events = Vec::new();
+        if !self.ended {
+            self.ended = true;
+            let at = t.filter(|t| t.is_finite()).unwrap_or(self.clock).max(self.clock);
+            self.clock = at;
+            let engine = Arc::clone(&self.engine);
+            for (index, rule) in engine.rules.rules.iter().enumerate() {
+                if !rule.applies_to(&self.language) || self.states[index].done {
+                    continue;
+                }
+                let state = &self.states[index];
+                let missing = match &rule.condition {
+                    Condition::Disclosure { require, .. } if state.armed => {
+                        let items: Vec<&str> = require
+                            .iter()
+                            .enumerate()
+                            .filter(|(k, _)| state.said & (1 << k) == 0)
+                            .map(|(_, item)| item.item.as_str())
+                            .collect();
+                        (!items.is_empty()).then(|| items.join(", "))
+                    }
+                    Condition::Required {
+                        within: Within::FirstTurns,
+                        ..
+                    } => Some(String::new()),
+                    Condition::Required {
+                        within: Within::LastTurns,
+                        ..
+                    } => (!state.recent.iter().any(|m| *m)).then(String::new),
+                    _ => None,
+                };
+                if let Some(missing) = missing {
+                    self.states[index].done = true;
+                    self.count_hit(index);
+                    let mut alert = self.alert_struct(index, at, rule_speaker(rule), "");
+                    if !missing.is_empty() {
+                        alert.message = format!("{} [{}]", alert.message, missing);
+                    }
+                    events.push(Event::Alert(alert));
+                }
+            }
+        }
+        events.push(Event::Summary(self.summary()));
+        events
+    }
+
+    /// The summary as it stands (the final one once the call has ended).
+    pub fn summary(&self) -> Summary {
+        let rules = &self.engine.rules.rules;
+        let scoring = &self.engine.meta.scoring;
+        let mut fatal = false;
+        let mut deducted: u32 = 0;
+        let mut hits: Vec<RuleHits> = self
+            .hits
+            .iter()
+            .map(|(&index, &count)| {
+                let rule = &rules[index];
+                fatal |= rule.severity == Severity::Fatal;
+                deducted = deducted.saturating_add(scoring.weight(rule.severity) * count);
+                RuleHits {
+                    rule: rule.id.clone(),
+                    category: rule.category.clone(),
+                    severity: rule.severity,
+                    count,
+                }
+            })
+            .collect();
+        hits.sort_by(|a, b| a.rule.cmp(&b.rule));
+        let score = if fatal { 0 } else { 100u32.saturating_sub(deducted) };
+        let customer_emotion = (!self.customer_scores.is_empty()).then(|| {
+            let mean = self.customer_scores.iter().sum::<f32>() / self.customer_scores.len() as f32;
+            (mean * 100.0).round() / 100.0
+        });
+        Summary {
+            score,
+            passed: !fatal && score >= 60,
+            hits,
+            utterances: self.utterances,
+            duration: ((self.clock - self.first_start.unwrap_or(0.0)).max(0.0) * 10.0).round()
+                / 10.0,
+            customer_emotion,
+            cards_shown: self.cards_shown,
+            intents: self
+                .intents_seen
+                .iter()
+                .map(|&i| self.engine.intents.intents[i].id.clone())
+                .collect(),
+        }
+    }
+
+    fn count_hit(&mut self, rule: usize) {
+        *self.hits.entry(rule).or_insert(0) += 1;
+    }
+
+    fn alert_struct(&self, rule: usize, t: f64, speaker: Speaker, masked: &str) -> Alert {
+        let rule = &self.engine.rules.rules[rule];
+        Alert {
+            t,
+            rule: rule.id.clone(),
+            category: rule.category.clone(),
+            severity: rule.severity,
+            speaker,
+            text: masked.to_string(),
+            message: rule.message.clone(),
+        }
+    }
+
+    fn alert(&self, rule: usize, t: f64, speaker: Speaker, masked: &str) -> Event {
+        Event::Alert(self.alert_struct(rule, t, speaker, masked))
+    }
+
+    /// Rules of the language with kind `pred` watching `speaker`.
+    fn rules_of<'a>(
+        &'a self,
+        pred: impl Fn(&Condition) -> bool + 'a,
+    ) -> impl Iterator<Item = usize> + 'a {
+        self.engine
+            .rules
+            .rules
+            .iter()
+            .enumerate()
+            .filter(move |(_, r)| r.applies_to(&self.language) && pred(&r.condition))
+            .map(|(i, _)| i)
+    }
+
+    fn check_silence(&mut self, now: f64, masked: &str, events: &mut Vec<Event>) {
+        if self.utterances == 0 || self.silence_reported_at == Some(self.speech_end) {
+            return;
+        }
+        let gap = now - self.speech_end;
+        let rules: Vec<usize> = self
+            .rules_of(|c| matches!(c, Condition::Silence { .. }))
+            .collect();
+        let mut reported = false;
+        for index in rules {
+            let Condition::Silence { max_seconds } = self.engine.rules.rules[index].condition
+            else {
+                continue;
+            };
+            if gap > max_seconds {
+                reported = true;
+                self.count_hit(index);
+                let speaker = rule_speaker(&self.engine.rules.rules[index]);
+                events.push(self.alert(index, self.speech_end, speaker, masked));
+            }
+        }
+        if reported {
+            self.silence_reported_at = Some(self.speech_end);
+        }
+    }
+
+    fn check_response_time(&mut self, now: f64, events: &mut Vec<Event>) {
+        let Some((question, fired)) = self.pending.take() else {
+            return;
+        };
+        let mut fired = fired;
+        let rules: Vec<usize> = self
+            .rules_of(|c| matches!(c, Condition::ResponseTime { .. }))
+            .collect();
+        for index in rules {
+            let Condition::ResponseTime { max_seconds } = self.engine.rules.rules[index].condition
+            else {
+                continue;
+            };
+            if now - question.end > max_seconds && !fired.contains(&index) {
+                fired.push(index);
+                self.count_hit(index);
+                events.push(self.alert(index, question.start, Speaker::Agent, &question.text));
+            }
+        }
+        self.pending = Some((question, fired));
+    }
+
+    /// Disclosure, order and required rules on this utterance.
+    fn stateful_hits(&mut self, scans: &[(usize, RuleScan)], speaker: Speaker) -> Vec<usize> {
+        let engine = Arc::clone(&self.engine);
+        let mut fired = Vec::new();
+        // Every required rule counts the turn, matched or not.
+        for index in self.rules_of(|c| matches!(c, Condition::Required { .. })).collect::<Vec<_>>() {
+            let rule = &engine.rules.rules[index];
+            if !rule.speaker.covers(speaker) {
+                continue;
+            }
+            let Condition::Required { within, turns, .. } = rule.condition else {
+                continue;
+            };
+            let matched = scans.iter().any(|(r, s)| *r == index && s.any);
+            let state = &mut self.states[index];
+            state.turns += 1;
+            match within {
+                Within::FirstTurns => {
+                    if state.done {
+                        continue;
+                    }
+                    if matched {
+                        state.done = true;
+                    } else if state.turns >= turns {
+                        state.done = true;
+                        fired.push(index);
+                    }
+                }
+                Within::LastTurns => {
+                    state.recent.push_back(matched);
+                    while state.recent.len() > turns {
+                        state.recent.pop_front();
+                    }
+                }
+            }
+        }
+        for (index, scan) in scans {
+            let rule = &engine.rules.rules[*index];
+            let state = &mut self.states[*index];
+            match &rule.condition {
+                Condition::Disclosure {
+                    trigger_speaker, ..
+                } => {
+                    if scan.trigger && trigger_speaker.covers(speaker) {
+                        state.armed = true;
+                    }
+                    // Items count whenever they are said, before the trigger too.
+                    if rule.speaker.covers(speaker) {
+                        state.said |= scan.require;
+                    }
+                }
+                Condition::Order { .. } if rule.speaker.covers(speaker) => {
+                    if scan.first {
+                        state.first_seen = true;
+                    }
+                    if scan.then && !state.first_seen && !state.done {
+                        state.done = true;
+                        fired.push(*index);
+                    }
+                }
+                _ => {}
+            }
+        }
+        fired
+    }
+
+    fn read_emotion(&mut self, normalized: &str, utt: &Utterance) -> Option<Reading> {
+        let model: &EmotionModel = &self.engine.emotions[self.emotion?];
+        let reading = model.read(normalized, utt.prosody.as_ref());
+        self.customer_scores.push(reading.score);
+        Some(reading)
+    }
+
+    fn streak_hits(&mut self, label: EmotionLabel) -> Vec<usize> {
+        let mut fired = Vec::new();
+        for index in self
+            .rules_of(|c| matches!(c, Condition::NegativeStreak { .. }))
+            .collect::<Vec<_>>()
+        {
+            let Condition::NegativeStreak { turns } = self.engine.rules.rules[index].condition
+            else {
+                continue;
+            };
+            let state = &mut self.states[index];
+            if label == EmotionLabel::Negative {
+                state.streak += 1;
+                if state.streak == turns {
+                    fired.push(index);
+                }
+            } else {
+                state.streak = 0;
+            }
+        }
+        fired
+    }
+
+    fn repeat_hits(&self, question: &Question) -> Vec<usize> {
+        let mut fired = Vec::new();
+        for index in self.rules_of(|c| matches!(c, Condition::RepeatQuestion { .. })) {
+            let Condition::RepeatQuestion { similarity: min, window } =
+                self.engine.rules.rules[index].condition
+            else {
+                continue;
+            };
+            let repeated = self.questions.iter().rev().take(window).any(|earlier| {
+                let share_intent = question.intents.iter().any(|i| earlier.intents.contains(i));
+                similarity(&question.features, &earlier.features, share_intent) >= min
+            });
+            if repeated {
+                fired.push(index);
+            }
+        }
+        fired
+    }
+
+    fn remember_question(&mut self, question: Question) {
+        if self.pending.is_none() {
+            self.pending = Some((question.clone(), Vec::new()));
+        }
+        self.questions.push_back(question);
+        while self.questions.len() > 32 {
+            self.questions.pop_front();
+        }
+    }
+
+    fn pick_cards(
+        &mut self,
+        normalized: &str,
+        masked: &str,
+        utt: &Utterance,
+        context: &CardContext,
+        knowledge: &dyn Knowledge,
+    ) -> Vec<Event> {
+        let limits = &self.engine.meta.cards;
+        let room = limits
+            .max_per_call
+            .saturating_sub(self.cards_shown as usize)
+            .min(limits.max_per_utterance);
+        if room == 0 {
+            return Vec::new();
+        }
+        let engine = Arc::clone(&self.engine);
+        let mut ranked: Vec<(f32, Card)> = engine
+            .scripts
+            .candidates(normalized, context)
+            .into_iter()
+            .filter_map(|Candidate { script, rank }| {
+                let s = &engine.scripts.scripts[script];
+                (!self.shown.contains(&s.id)).then(|| {
+                    (
+                        rank,
+                        Card {
+                            t: utt.start,
+                            kind: CardKind::Script,
+                            id: s.id.clone(),
+                            title: s.title.clone(),
+                            body: s.body.clone(),
+                            tier: Some(s.tier),
+                            highlights: Vec::new(),
+                        },
+                    )
+                })
+            })
+            .collect();
+        if context.from_customer && worth_a_search(normalized) {
+            let found = knowledge.best_passage(&self.language, masked, limits.knowledge_min_score);
+            if let Some(p) = found.filter(|p| !self.shown.contains(&p.id)) {
+                ranked.push((
+                    KNOWLEDGE_RANK,
+                    Card {
+                        t: utt.start,
+                        kind: CardKind::Knowledge,
+                        id: p.id,
+                        title: p.title,
+                        body: p.text,
+                        tier: None,
+                        highlights: p.highlights,
+                    },
+                ));
+            }
+        }
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        ranked
+            .into_iter()
+            .take(room)
+            .map(|(_, card)| {
+                self.shown.insert(card.id.clone());
+                self.cards_shown += 1;
+                Event::Card(card)
+            })
+            .collect()
+    }
+}
+
+/// Rank of the best knowledge snippet among script candidates (a script of default priority
+/// with one trigger ranks 60, with two 70).
+const KNOWLEDGE_RANK: f32 = 62.0;
+
+/// Short acknowledgements ("好的", "ok thanks") are not worth a knowledge search.
+fn worth_a_search(normalized: &str) -> bool {
+    if is_mostly_cjk(normalized) {
+        normalized.chars().filter(|c| c.is_alphabetic()).count() >= 4
+    } else {
+        normalized.split_whitespace().count() >= 3
+    }
+}
+
+/// The speaker an alert about a call-level rule names: the one the rule watches (the agent
+/// when it watches both).
+fn rule_speaker(rule: &crate::pack::Rule) -> Speaker {
+    match rule.speaker {
+        crate::pack::Watch::Customer => Speaker::Customer,
+        _ => Speaker::Agent,
+    }
+}
