@@ -64,7 +64,10 @@ impl EmotionModel {
                 weight *= self.degree_factors[d.phrase];
             }
             let negated = is_negated(normalized, m.start)
-                || !self.negation.find_all(clause_before(normalized, m.start, 4, 3)).is_empty();
+                || !self
+                    .negation
+                    .find_all(clause_before(normalized, m.start, 4, 3))
+                    .is_empty();
             if negated {
                 // "not bad" is mildly good, "不满意" is clearly bad.
                 weight = -weight * if weight < 0.0 { 0.5 } else { 0.8 };
@@ -186,10 +189,16 @@ mod tests {
 
     #[test]
     fn lexicon_words_set_the_label() {
-        assert_eq!(read(&zh(), "我非常满意，谢谢").label, EmotionLabel::Positive);
+        assert_eq!(
+            read(&zh(), "我非常满意，谢谢").label,
+            EmotionLabel::Positive
+        );
         assert_eq!(read(&zh(), "我很生气").label, EmotionLabel::Negative);
         assert_eq!(read(&zh(), "我想查一下订单").label, EmotionLabel::Neutral);
-        assert_eq!(read(&en(), "this is ridiculous").label, EmotionLabel::Negative);
+        assert_eq!(
+            read(&en(), "this is ridiculous").label,
+            EmotionLabel::Negative
+        );
     }
 
     #[test]

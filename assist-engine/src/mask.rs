@@ -16,12 +16,13 @@ static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// Digits, optionally grouped by single spaces or dashes; an ID number may end in X.
-static DIGITS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:\+?86[ -]?)?\d(?:[ -]?\d)+(?:[xX])?").expect("valid regex")
-});
+static DIGITS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:\+?86[ -]?)?\d(?:[ -]?\d)+(?:[xX])?").expect("valid regex"));
 
-static CHINESE_DIGITS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"[零〇一二三四五六七八九幺两](?:\s?[零〇一二三四五六七八九幺两])+").expect("valid regex"));
+static CHINESE_DIGITS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"[零〇一二三四五六七八九幺两](?:\s?[零〇一二三四五六七八九幺两])+")
+        .expect("valid regex")
+});
 
 static ENGLISH_DIGITS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)(?:[\s,-]+(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)\b)+")
@@ -137,7 +138,10 @@ mod tests {
             mask_pii("卡号6222 0212 3456 7890 123"),
             "卡号**** **** **** ***0 123"
         );
-        assert_eq!(mask_pii("身份证11010119900307123X"), "身份证**************123X");
+        assert_eq!(
+            mask_pii("身份证11010119900307123X"),
+            "身份证**************123X"
+        );
     }
 
     #[test]
@@ -153,7 +157,10 @@ mod tests {
 
     #[test]
     fn spoken_digits_are_masked() {
-        assert_eq!(mask_pii("号码是幺三八一二三四五六七八"), "号码是*******五六七八");
+        assert_eq!(
+            mask_pii("号码是幺三八一二三四五六七八"),
+            "号码是*******五六七八"
+        );
         assert_eq!(
             mask_pii("it is one three eight one two three four five six seven eight ok"),
             "it is * * * * * * * five six seven eight ok"
@@ -162,6 +169,9 @@ mod tests {
 
     #[test]
     fn emails_keep_first_letter_and_domain() {
-        assert_eq!(mask_pii("mail zhang.san@example.com"), "mail z***@example.com");
+        assert_eq!(
+            mask_pii("mail zhang.san@example.com"),
+            "mail z***@example.com"
+        );
     }
 }

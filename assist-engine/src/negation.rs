@@ -117,22 +117,34 @@ mod tests {
         assert!(!negated("不好意思这款保本", "保本"));
         assert!(!negated("非常安全保本", "保本"));
         assert!(!negated("没问题保本的", "保本"));
-        assert!(!negated("不，这个绝对保本", "保本"), "a clause break ends the negation");
+        assert!(
+            !negated("不，这个绝对保本", "保本"),
+            "a clause break ends the negation"
+        );
     }
 
     #[test]
     fn english_negations_are_seen() {
         assert!(negated("returns are not guaranteed", "guaranteed"));
         assert!(negated("this is not risk-free", "risk-free"));
-        assert!(negated("we can't promise guaranteed returns", "guaranteed returns"));
-        assert!(negated("there is no guaranteed return", "guaranteed return"));
+        assert!(negated(
+            "we can't promise guaranteed returns",
+            "guaranteed returns"
+        ));
+        assert!(negated(
+            "there is no guaranteed return",
+            "guaranteed return"
+        ));
     }
 
     #[test]
     fn english_affirmations_are_not_negations() {
         assert!(!negated("it is risk-free", "risk-free"));
         assert!(!negated("don't worry it is risk-free", "risk-free"));
-        assert!(!negated("no problem it's a guaranteed return", "guaranteed return"));
+        assert!(!negated(
+            "no problem it's a guaranteed return",
+            "guaranteed return"
+        ));
         assert!(!negated("not at all. it is risk-free", "risk-free"));
     }
 }

@@ -435,7 +435,10 @@ impl Pack {
         let mut seen = HashSet::new();
         for script in &self.scripts {
             if !seen.insert(script.id.as_str()) {
-                errors.push(at(&script.origin, format!("duplicate script id `{}`", script.id)));
+                errors.push(at(
+                    &script.origin,
+                    format!("duplicate script id `{}`", script.id),
+                ));
             }
         }
         let mut seen = HashSet::new();
@@ -569,7 +572,11 @@ impl RawRule {
             "response_time" | "silence" => &["max_seconds"],
             "negative_streak" => &["turns"],
             "repeat_question" => &["similarity", "window"],
-            other => return Err(format!("unknown kind `{other}`; expected one of: {RULE_KINDS}")),
+            other => {
+                return Err(format!(
+                    "unknown kind `{other}`; expected one of: {RULE_KINDS}"
+                ))
+            }
         };
         let present = [
             ("any", self.any.is_some()),
@@ -612,7 +619,10 @@ impl RawRule {
         };
         let needs = |name: &str, list: &[String]| -> Result<(), String> {
             if list.is_empty() {
-                Err(format!("kind `{}` needs a non-empty `{name}` list", self.kind))
+                Err(format!(
+                    "kind `{}` needs a non-empty `{name}` list",
+                    self.kind
+                ))
             } else {
                 Ok(())
             }
@@ -620,7 +630,9 @@ impl RawRule {
         let positive = |name: &str, value: Option<f64>| -> Result<f64, String> {
             match value {
                 Some(v) if v > 0.0 && v.is_finite() => Ok(v),
-                Some(v) => Err(format!("`{name}` must be a positive number of seconds, got {v}")),
+                Some(v) => Err(format!(
+                    "`{name}` must be a positive number of seconds, got {v}"
+                )),
                 None => Err(format!("kind `{}` needs `{name}`", self.kind)),
             }
         };
@@ -659,7 +671,10 @@ impl RawRule {
                 }
                 for item in &require {
                     if item.any.is_empty() || item.any.iter().any(|p| p.trim().is_empty()) {
-                        return Err(format!("require item `{}` needs non-empty phrases", item.item));
+                        return Err(format!(
+                            "require item `{}` needs non-empty phrases",
+                            item.item
+                        ));
                     }
                 }
                 Condition::Disclosure {
@@ -680,9 +695,9 @@ impl RawRule {
                 needs("any", &any)?;
                 Condition::Required {
                     any,
-                    within: self
-                        .within
-                        .ok_or("kind `required` needs `within` = \"first_turns\" or \"last_turns\"")?,
+                    within: self.within.ok_or(
+                        "kind `required` needs `within` = \"first_turns\" or \"last_turns\"",
+                    )?,
                     turns: self.turns.unwrap_or(2).max(1),
                 }
             }
@@ -693,12 +708,17 @@ impl RawRule {
                 max_seconds: positive("max_seconds", self.max_seconds)?,
             },
             "negative_streak" => Condition::NegativeStreak {
-                turns: self.turns.ok_or("kind `negative_streak` needs `turns`")?.max(1),
+                turns: self
+                    .turns
+                    .ok_or("kind `negative_streak` needs `turns`")?
+                    .max(1),
             },
             "repeat_question" => {
                 let similarity = self.similarity.unwrap_or(0.6);
                 if !(0.0..=1.0).contains(&similarity) {
-                    return Err(format!("`similarity` must be within 0..1, got {similarity}"));
+                    return Err(format!(
+                        "`similarity` must be within 0..1, got {similarity}"
+                    ));
                 }
                 Condition::RepeatQuestion {
                     similarity,
@@ -776,7 +796,10 @@ fn parse_scripts(file: &PackFile) -> Result<Vec<Script>, Vec<PackError>> {
         let raw = spanned.into_inner();
         let trigger = &raw.trigger;
         if raw.body.trim().is_empty() {
-            errors.push(at(&origin, format!("script `{}` has an empty body", raw.id)));
+            errors.push(at(
+                &origin,
+                format!("script `{}` has an empty body", raw.id),
+            ));
             continue;
         }
         if trigger.intents.is_empty()
@@ -795,7 +818,10 @@ fn parse_scripts(file: &PackFile) -> Result<Vec<Script>, Vec<PackError>> {
         }
         let priority = raw.priority.unwrap_or(50);
         if priority > 100 {
-            errors.push(at(&origin, format!("priority must be 0..100, got {priority}")));
+            errors.push(at(
+                &origin,
+                format!("priority must be 0..100, got {priority}"),
+            ));
             continue;
         }
         scripts.push(Script {
@@ -828,7 +854,12 @@ fn parse_article(file: &PackFile) -> Result<Article, Vec<PackError>> {
     let mut lines = file.contents.lines().enumerate();
     match lines.next() {
         Some((_, first)) if first.trim() == "---" => {}
-        _ => return Err(fail(1, "an article must start with a `---` front matter".into())),
+        _ => {
+            return Err(fail(
+                1,
+                "an article must start with a `---` front matter".into(),
+            ))
+        }
     }
     let mut fields: BTreeMap<String, String> = BTreeMap::new();
     let mut body_start = None;
@@ -938,8 +969,8 @@ mod tests {
     #[test]
     fn articles_split_into_paragraphs() {
         let md = "---\nid: a1\ntitle: 退货\ntags: [退货, 换货]\nlanguage: zh\n---\n# 退货\n\n第一段。\n第一段续。\n\n第二段。\n";
-        let pack = Pack::parse(&[file("pack.toml", META), file("articles/zh/a.md", md)])
-            .expect("valid");
+        let pack =
+            Pack::parse(&[file("pack.toml", META), file("articles/zh/a.md", md)]).expect("valid");
         let article = &pack.articles[0];
         assert_eq!(article.tags, vec!["退货", "换货"]);
         assert_eq!(article.paragraphs, vec!["第一段。 第一段续。", "第二段。"]);

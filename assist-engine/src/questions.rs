@@ -8,13 +8,32 @@ use crate::text::is_cjk;
 use std::collections::HashSet;
 
 const ZH_QUESTION_WORDS: &[&str] = &[
-    "吗", "呢", "怎么", "什么", "为什么", "为啥", "啥", "多久", "几天", "多少", "哪", "是不是",
-    "能不能", "可不可以", "有没有", "会不会", "要不要", "行不行", "如何", "何时", "咋",
+    "吗",
+    "呢",
+    "怎么",
+    "什么",
+    "为什么",
+    "为啥",
+    "啥",
+    "多久",
+    "几天",
+    "多少",
+    "哪",
+    "是不是",
+    "能不能",
+    "可不可以",
+    "有没有",
+    "会不会",
+    "要不要",
+    "行不行",
+    "如何",
+    "何时",
+    "咋",
 ];
 
 const EN_QUESTION_STARTS: &[&str] = &[
-    "what", "when", "where", "why", "how", "who", "which", "can", "could", "is", "are", "do", "does",
-    "did", "will", "would", "should", "may", "have", "has",
+    "what", "when", "where", "why", "how", "who", "which", "can", "could", "is", "are", "do",
+    "does", "did", "will", "would", "should", "may", "have", "has",
 ];
 
 /// Characters that carry no content in a Chinese question.
@@ -23,8 +42,8 @@ const ZH_FUNCTION_CHARS: &str = "的了吗呢吧啊呀么我你您们他她它�
 const EN_STOPWORDS: &[&str] = &[
     "a", "an", "the", "i", "you", "my", "your", "me", "we", "it", "is", "are", "was", "be", "to",
     "of", "and", "or", "for", "on", "in", "at", "do", "does", "did", "can", "could", "will",
-    "would", "what", "when", "where", "why", "how", "so", "please", "just", "that", "this", "there",
-    "again", "still", "yet", "any", "have", "has", "get", "with", "about", "im", "i'm",
+    "would", "what", "when", "where", "why", "how", "so", "please", "just", "that", "this",
+    "there", "again", "still", "yet", "any", "have", "has", "get", "with", "about", "im", "i'm",
 ];
 
 /// Whether a normalized utterance asks something.
@@ -98,11 +117,7 @@ mod tests {
     use crate::text::normalize;
 
     fn sim(a: &str, b: &str, intent: bool) -> f32 {
-        similarity(
-            &features(&normalize(a)),
-            &features(&normalize(b)),
-            intent,
-        )
+        similarity(&features(&normalize(a)), &features(&normalize(b)), intent)
     }
 
     #[test]
@@ -117,12 +132,24 @@ mod tests {
     #[test]
     fn the_same_question_reworded_is_similar() {
         assert!(sim("我的退款什么时候到账", "退款到底什么时候能到账", false) > 0.6);
-        assert!(sim("when will my refund arrive", "so when does the refund arrive", false) > 0.6);
+        assert!(
+            sim(
+                "when will my refund arrive",
+                "so when does the refund arrive",
+                false
+            ) > 0.6
+        );
     }
 
     #[test]
     fn different_questions_are_not() {
         assert!(sim("我的退款什么时候到账", "你们的地址在哪里", false) < 0.3);
-        assert!(sim("when will my refund arrive", "can I change my delivery address", false) < 0.3);
+        assert!(
+            sim(
+                "when will my refund arrive",
+                "can I change my delivery address",
+                false
+            ) < 0.3
+        );
     }
 }

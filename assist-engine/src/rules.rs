@@ -286,7 +286,11 @@ mod tests {
     #[test]
     fn keywords_any_all_and_unless() {
         let set = RuleSet::new(vec![
-            rule("any", None, keywords(&["保本", "guaranteed"], &[], &[], true)),
+            rule(
+                "any",
+                None,
+                keywords(&["保本", "guaranteed"], &[], &[], true),
+            ),
             rule("all", None, keywords(&[], &["收益", "翻倍"], &[], true)),
             rule("unless", None, keywords(&["最低价"], &[], &["不是"], false)),
         ])
@@ -301,7 +305,11 @@ mod tests {
     #[test]
     fn negated_phrases_do_not_fire_unless_negation_is_off() {
         let set = RuleSet::new(vec![
-            rule("promise", None, keywords(&["保本", "guaranteed"], &[], &[], true)),
+            rule(
+                "promise",
+                None,
+                keywords(&["保本", "guaranteed"], &[], &[], true),
+            ),
             rule("abuse", None, keywords(&["傻"], &[], &[], false)),
         ])
         .expect("compiles");

@@ -6,7 +6,7 @@
 //! cards, in that order; everything it emits is already masked. Time only comes in with the
 //! utterances, so the session is deterministic.
 
-use crate::cards::{CardContext, Candidate};
+use crate::cards::{Candidate, CardContext};
 use crate::emotion::{escalating, EmotionModel, Reading};
 use crate::mask::mask_pii;
 use crate::pack::{Condition, Within};
@@ -248,10 +248,8 @@ impl CallSession {
                 }
             }
             let reading = self.read_emotion(&normalized, utt);
-            let now_escalating = escalating(
-                &self.customer_scores,
-                engine.meta.emotion.escalation_window,
-            );
+            let now_escalating =
+                escalating(&self.customer_scores, engine.meta.emotion.escalation_window);
             if let Some(reading) = reading {
                 events.push(Event::Emotion(Emotion {
                     t: utt.start,
@@ -315,7 +313,10 @@ impl CallSession {
         let mut events = Vec::new();
         if !self.ended {
             self.ended = true;
-            let at = t.filter(|t| t.is_finite()).unwrap_or(self.clock).max(self.clock);
+            let at = t
+                .filter(|t| t.is_finite())
+                .unwrap_or(self.clock)
+                .max(self.clock);
             self.clock = at;
             let engine = Arc::clone(&self.engine);
             for (index, rule) in engine.rules.rules.iter().enumerate() {
@@ -380,7 +381,11 @@ impl CallSession {
             })
             .collect();
         hits.sort_by(|a, b| a.rule.cmp(&b.rule));
-        let score = if fatal { 0 } else { 100u32.saturating_sub(deducted) };
+        let score = if fatal {
+            0
+        } else {
+            100u32.saturating_sub(deducted)
+        };
         let customer_emotion = (!self.customer_scores.is_empty()).then(|| {
             let mean = self.customer_scores.iter().sum::<f32>() / self.customer_scores.len() as f32;
             (mean * 100.0).round() / 100.0
@@ -490,7 +495,10 @@ impl CallSession {
         let engine = Arc::clone(&self.engine);
         let mut fired = Vec::new();
         // Every required rule counts the turn, matched or not.
-        for index in self.rules_of(|c| matches!(c, Condition::Required { .. })).collect::<Vec<_>>() {
+        for index in self
+            .rules_of(|c| matches!(c, Condition::Required { .. }))
+            .collect::<Vec<_>>()
+        {
             let rule = &engine.rules.rules[index];
             if !rule.speaker.covers(speaker) {
                 continue;
@@ -584,8 +592,10 @@ impl CallSession {
     fn repeat_hits(&self, question: &Question) -> Vec<usize> {
         let mut fired = Vec::new();
         for index in self.rules_of(|c| matches!(c, Condition::RepeatQuestion { .. })) {
-            let Condition::RepeatQuestion { similarity: min, window } =
-                self.engine.rules.rules[index].condition
+            let Condition::RepeatQuestion {
+                similarity: min,
+                window,
+            } = self.engine.rules.rules[index].condition
             else {
                 continue;
             };
@@ -627,50 +637,47 @@ impl CallSession {
             return Vec::new();
         }
         let engine = Arc::clone(&self.engine);
-        let mut ranked: Vec<(f32, Card)> = engine
+        let mut cards: Vec<Card> = engine
             .scripts
             .candidates(normalized, context)
             .into_iter()
-            .filter_map(|Candidate { script, rank }| {
-                let s = &engine.scripts.scripts[script];
-                (!self.shown.contains(&s.id)).then(|| {
-                    (
-                        rank,
-                        Card {
-                            t: utt.start,
-                            kind: CardKind::Script,
-                            id: s.id.clone(),
-                            title: s.title.clone(),
-                            body: s.body.clone(),
-                            tier: Some(s.tier),
-                            highlights: Vec::new(),
-                        },
-                    )
-                })
+            .map(|Candidate { script, .. }| &engine.scripts.scripts[script])
+            .filter(|s| !self.shown.contains(&s.id))
+            .map(|s| Card {
+                t: utt.start,
+                kind: CardKind::Script,
+                id: s.id.clone(),
+                title: s.title.clone(),
+                body: s.body.clone(),
+                tier: Some(s.tier),
+                highlights: Vec::new(),
             })
             .collect();
-        if context.from_customer && worth_a_search(normalized) {
-            let found = knowledge.best_passage(&self.language, masked, limits.knowledge_min_score);
-            if let Some(p) = found.filter(|p| !self.shown.contains(&p.id)) {
-                ranked.push((
-                    KNOWLEDGE_RANK,
-                    Card {
-                        t: utt.start,
-                        kind: CardKind::Knowledge,
-                        id: p.id,
-                        title: p.title,
-                        body: p.text,
-                        tier: None,
-                        highlights: p.highlights,
-                    },
-                ));
-            }
+        // A good knowledge snippet always gets one of the slots: scripts say how to answer,
+        // the snippet says what is true.
+        let snippet = if context.from_customer && worth_a_search(normalized) {
+            knowledge
+                .best_passage(&self.language, masked, limits.knowledge_min_score)
+                .filter(|p| !self.shown.contains(&p.id))
+        } else {
+            None
+        };
+        if let Some(p) = snippet {
+            cards.truncate(room - 1);
+            cards.push(Card {
+                t: utt.start,
+                kind: CardKind::Knowledge,
+                id: p.id,
+                title: p.title,
+                body: p.text,
+                tier: None,
+                highlights: p.highlights,
+            });
         }
-        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
-        ranked
+        cards
             .into_iter()
             .take(room)
-            .map(|(_, card)| {
+            .map(|card| {
                 self.shown.insert(card.id.clone());
                 self.cards_shown += 1;
                 Event::Card(card)
@@ -678,10 +685,6 @@ impl CallSession {
             .collect()
     }
 }
-
-/// Rank of the best knowledge snippet among script candidates (a script of default priority
-/// with one trigger ranks 60, with two 70).
-const KNOWLEDGE_RANK: f32 = 62.0;
 
 /// Short acknowledgements ("好的", "ok thanks") are not worth a knowledge search.
 fn worth_a_search(normalized: &str) -> bool {

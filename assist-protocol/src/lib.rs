@@ -102,13 +102,17 @@ pub enum ClientMessage {
     },
     Utterance(Utterance),
     /// The call clock moved on with nobody speaking; lets timers (response time) fire live.
-    Tick { t: f64 },
+    Tick {
+        t: f64,
+    },
     CardFeedback {
         card_id: String,
         action: CardAction,
     },
     /// The call is over: the server answers with the summary.
-    CallEnd { t: f64 },
+    CallEnd {
+        t: f64,
+    },
 }
 
 /// Severity of a rule hit.
@@ -279,13 +283,17 @@ pub enum ServerMessage {
         pack_version: String,
     },
     /// A final utterance was accepted (durably, once the store exists).
-    Ack { seq: u64 },
+    Ack {
+        seq: u64,
+    },
     Alert(Alert),
     Emotion(Emotion),
     Card(Card),
     Summary(Summary),
     /// A new pack was published; new cards and rules apply from the next utterance.
-    PackUpdated { pack_version: String },
+    PackUpdated {
+        pack_version: String,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -364,7 +372,10 @@ pub fn parse_transcript_line(
     if !parsed.t.is_finite() || parsed.t < 0.0 {
         return Err(TranscriptError {
             line,
-            reason: format!("t must be a non-negative number of seconds, got {}", parsed.t),
+            reason: format!(
+                "t must be a non-negative number of seconds, got {}",
+                parsed.t
+            ),
         });
     }
     Ok(Some(parsed))
@@ -410,7 +421,8 @@ mod tests {
 
     #[test]
     fn hello_round_trips_with_version_field_v() {
-        let raw = r#"{"type":"hello","v":1,"agent_id":"a1","token":"t","call_id":"c1","language":"zh"}"#;
+        let raw =
+            r#"{"type":"hello","v":1,"agent_id":"a1","token":"t","call_id":"c1","language":"zh"}"#;
         let msg: ClientMessage = serde_json::from_str(raw).expect("parses");
         match msg {
             ClientMessage::Hello {

@@ -1,0 +1,162 @@
+//! Server settings: a flag wins over the environment, which wins over the TOML config file,
+//! which wins over the defaults.
+
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
+pub const DEFAULT_PACK: &str = "knowledge";
+
+/// The TOML config file (`--config assist.toml`). Every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub pack: Option<PathBuf>,
+    pub log_format: Option<String>,
+    /// Minutes a call with no traffic is kept for a reconnect.
+    pub idle_call_minutes: Option<u64>,
+    /// Agent id -> token. Empty: the server runs open (development only).
+    #[serde(default)]
+    pub agents: HashMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("listen address `{0}` is not HOST:PORT (e.g. 127.0.0.1:7700)")]
+    Listen(String),
+    #[error("agent token `{0}` is not AGENT=TOKEN")]
+    Token(String),
+    #[error("log format `{0}` is not `text` or `json`")]
+    LogFormat(String),
+}
+
+impl FileConfig {
+    pub fn read(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Resolved settings for `serve`.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub listen: SocketAddr,
+    pub pack: PathBuf,
+    pub log_format: LogFormat,
+    pub tokens: HashMap<String, String>,
+    pub idle_call_ttl: Duration,
+}
+
+/// What the command line (and environment, through clap) gave.
+#[derive(Debug, Default, Clone)]
+pub struct ServeOverrides {
+    pub listen: Option<String>,
+    pub pack: Option<PathBuf>,
+    pub log_format: Option<String>,
+    pub agent_tokens: Vec<String>,
+}
+
+impl ServeSettings {
+    pub fn resolve(
+        overrides: ServeOverrides,
+        file: FileConfig,
+    ) -> Result<ServeSettings, ConfigError> {
+        let listen_text = overrides
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = listen_text
+            .parse()
+            .map_err(|_| ConfigError::Listen(listen_text.clone()))?;
+        let log_format = match overrides
+            .log_format
+            .or(file.log_format)
+            .as_deref()
+            .unwrap_or("text")
+        {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(ConfigError::LogFormat(other.to_string())),
+        };
+        let mut tokens = file.agents;
+        for pair in overrides.agent_tokens {
+            let (agent, token) = pair
+                .split_once('=')
+                .filter(|(a, t)| !a.is_empty() && !t.is_empty())
+                .ok_or_else(|| ConfigError::Token(pair.clone()))?;
+            tokens.insert(agent.to_string(), token.to_string());
+        }
+        Ok(ServeSettings {
+            listen,
+            pack: overrides
+                .pack
+                .or(file.pack)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_PACK)),
+            log_format,
+            tokens,
+            idle_call_ttl: Duration::from_secs(60 * file.idle_call_minutes.unwrap_or(15).max(1)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_defaults_fill_the_rest() {
+        let file = FileConfig {
+            listen: Some("127.0.0.1:9000".into()),
+            pack: Some("/packs/a".into()),
+            ..FileConfig::default()
+        };
+        let overrides = ServeOverrides {
+            listen: Some("127.0.0.1:9100".into()),
+            agent_tokens: vec!["a1=secret".into()],
+            ..ServeOverrides::default()
+        };
+        let s = ServeSettings::resolve(overrides, file).expect("valid");
+        assert_eq!(s.listen.port(), 9100);
+        assert_eq!(s.pack, PathBuf::from("/packs/a"));
+        assert_eq!(s.tokens.get("a1").map(String::as_str), Some("secret"));
+        assert_eq!(s.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn a_bad_listen_address_and_token_are_named() {
+        let bad = ServeOverrides {
+            listen: Some("localhost".into()),
+            ..ServeOverrides::default()
+        };
+        let err = ServeSettings::resolve(bad, FileConfig::default()).expect_err("no port");
+        assert!(err.to_string().contains("localhost"));
+        let bad = ServeOverrides {
+            agent_tokens: vec!["nobody".into()],
+            ..ServeOverrides::default()
+        };
+        assert!(ServeSettings::resolve(bad, FileConfig::default()).is_err());
+    }
+}

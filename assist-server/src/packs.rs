@@ -1,0 +1,95 @@
+//! Reading a pack folder from disk and compiling it, with its knowledge index.
+
+use crate::kb::{KbError, KnowledgeBase};
+use assist_engine::{Engine, PackError, PackErrors, PackFile};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A pack ready to serve: the compiled engine and the knowledge index of its articles.
+pub struct LoadedPack {
+    pub engine: Arc<Engine>,
+    pub knowledge: Arc<KnowledgeBase>,
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackLoadError {
+    #[error("cannot read pack folder {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the pack has errors:\n{0}")]
+    Invalid(PackErrors),
+    #[error(transparent)]
+    Knowledge(#[from] KbError),
+}
+
+/// Reads every `.toml` and `.md` file under `dir`, with paths relative to it. A file that is not
+/// UTF-8 is reported as a pack error naming it; the rest are still read.
+pub fn read_pack_files(dir: &Path) -> Result<Vec<PackFile>, PackLoadError> {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        let entries = std::fs::read_dir(&folder).map_err(|source| PackLoadError::Io {
+            path: folder.clone(),
+            source,
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|source| PackLoadError::Io {
+                path: folder.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let wanted = matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("toml") | Some("md")
+            );
+            if !wanted {
+                continue;
+            }
+            let relative = path
+                .strip_prefix(dir)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
+            let bytes = std::fs::read(&path).map_err(|source| PackLoadError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            match String::from_utf8(bytes) {
+                Ok(contents) => files.push(PackFile {
+                    path: relative,
+                    contents,
+                }),
+                Err(e) => problems.push(PackError {
+                    file: relative,
+                    line: 0,
+                    message: format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+                }),
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(files)
+    } else {
+        Err(PackLoadError::Invalid(PackErrors(problems)))
+    }
+}
+
+/// Reads, validates and compiles the pack in `dir`, and indexes its articles.
+pub fn load_pack(dir: &Path) -> Result<LoadedPack, PackLoadError> {
+    let files = read_pack_files(dir)?;
+    let engine = Engine::from_files(&files).map_err(PackLoadError::Invalid)?;
+    let knowledge = KnowledgeBase::build(&engine.articles)?;
+    Ok(LoadedPack {
+        engine: Arc::new(engine),
+        knowledge: Arc::new(knowledge),
+        dir: dir.to_path_buf(),
+    })
+}
