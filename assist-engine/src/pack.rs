@@ -524,8 +524,9 @@ struct IntentsFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RulesFile {
+    /// Each rule is deserialized on its own, so one bad rule does not hide the others.
     #[serde(default)]
-    rule: Vec<toml::Spanned<RawRule>>,
+    rule: Vec<toml::Spanned<toml::Value>>,
 }
 
 /// A rule as written: every kind's fields optional, checked against its kind in [`RawRule::validate`].
@@ -750,7 +751,14 @@ fn parse_rules(file: &PackFile) -> Result<Vec<Rule>, Vec<PackError>> {
             file: file.path.clone(),
             line: line_of(&file.contents, spanned.span().start),
         };
-        match spanned.into_inner().validate(origin.clone()) {
+        let raw: RawRule = match spanned.into_inner().try_into() {
+            Ok(raw) => raw,
+            Err(e) => {
+                errors.push(at(&origin, e.message().trim().to_string()));
+                continue;
+            }
+        };
+        match raw.validate(origin.clone()) {
             Ok(rule) => rules.push(rule),
             Err(message) => errors.push(at(&origin, message)),
         }
@@ -766,7 +774,7 @@ fn parse_rules(file: &PackFile) -> Result<Vec<Rule>, Vec<PackError>> {
 #[serde(deny_unknown_fields)]
 struct ScriptsFile {
     #[serde(default)]
-    script: Vec<toml::Spanned<RawScript>>,
+    script: Vec<toml::Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -793,7 +801,13 @@ fn parse_scripts(file: &PackFile) -> Result<Vec<Script>, Vec<PackError>> {
             file: file.path.clone(),
             line: line_of(&file.contents, spanned.span().start),
         };
-        let raw = spanned.into_inner();
+        let raw: RawScript = match spanned.into_inner().try_into() {
+            Ok(raw) => raw,
+            Err(e) => {
+                errors.push(at(&origin, e.message().trim().to_string()));
+                continue;
+            }
+        };
         let trigger = &raw.trigger;
         if raw.body.trim().is_empty() {
             errors.push(at(
