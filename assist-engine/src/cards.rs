@@ -124,7 +124,7 @@ impl ScriptModel {
                     Some(EmotionTrigger::Negative) if ctx.negative && ctx.from_customer => 1,
                     _ => 0,
                 };
-                (matched > 0).then(|| Candidate {
+                (matched > 0).then_some(Candidate {
                     script: i,
                     rank: s.priority as f32 + 10.0 * matched as f32,
                 })

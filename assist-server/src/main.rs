@@ -7,7 +7,7 @@ use assist_server::packs::{load_pack, PackLoadError};
 use assist_server::replay::{guess_language, replay};
 use clap::{Parser, Subcommand};
 use std::io::{BufReader, Cursor};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -174,7 +174,7 @@ async fn shutdown_signal() {
     let _ = interrupt.await;
 }
 
-fn replay_file(file: &PathBuf, pack: &PathBuf, language: Option<&str>) -> Result<ExitCode> {
+fn replay_file(file: &Path, pack: &Path, language: Option<&str>) -> Result<ExitCode> {
     let transcript = std::fs::read_to_string(file)
         .with_context(|| format!("reading transcript {}", file.display()))?;
     let pack =
@@ -198,7 +198,7 @@ fn replay_file(file: &PathBuf, pack: &PathBuf, language: Option<&str>) -> Result
     Ok(ExitCode::SUCCESS)
 }
 
-fn check_pack(dir: &PathBuf) -> Result<ExitCode> {
+fn check_pack(dir: &Path) -> Result<ExitCode> {
     match load_pack(dir) {
         Ok(pack) => {
             let e = &pack.engine;

@@ -176,21 +176,54 @@ impl Knowledge for KnowledgeBase {
 }
 
 #[cfg(test)]
-mod probe {
+mod tests {
+    use super::*;
+
+    fn default_kb() -> KnowledgeBase {
+        let pack = crate::packs::load_pack(std::path::Path::new("../knowledge"))
+            .expect("the default pack loads");
+        KnowledgeBase::build(&pack.engine.articles).expect("index builds")
+    }
+
+    fn best(kb: &KnowledgeBase, language: &str, query: &str) -> Option<String> {
+        kb.best_passage(language, query, 1.0).map(|p| p.id)
+    }
+
     #[test]
-    fn probe_scores() {
-        let pack = crate::packs::load_pack(std::path::Path::new("../knowledge")).expect("pack");
-        for (lang, q) in [
-            ("zh", "我的退款什么时候到账 都一个星期了"),
-            ("zh", "我想退货 怎么寄回去"),
-            ("en", "when will my refund arrive"),
-            ("zh", "好的 我知道了 谢谢"),
-            ("en", "can I use two coupons on one order"),
-        ] {
-            let idx = pack.knowledge.languages.get(lang).unwrap();
-            println!("{q} -> {:?}", super::tokens(q));
-            let r = idx.search(q, 0.0);
-            println!("   {:?}", r.map(|p| (p.id, p.score, p.highlights)));
+    fn customer_questions_find_the_right_article() {
+        let kb = default_kb();
+        let cases = [
+            ("zh", "我的退款什么时候到账 都一个星期了", "refunds-zh"),
+            ("zh", "我的快递到哪了 物流一直没更新", "delivery-zh"),
+            ("en", "can I use two coupons on one order", "promotions-en"),
+            (
+                "en",
+                "someone logged into my account and changed my password",
+                "account-security-en",
+            ),
+        ];
+        for (language, query, article) in cases {
+            let found = best(&kb, language, query).unwrap_or_default();
+            assert!(
+                found.starts_with(article),
+                "{query:?} found {found:?}, expected {article}"
+            );
         }
+    }
+
+    #[test]
+    fn small_talk_finds_nothing() {
+        let kb = default_kb();
+        for (language, query) in [
+            ("zh", "好的 我知道了 谢谢"),
+            ("en", "okay thank you so much"),
+        ] {
+            assert_eq!(best(&kb, language, query), None, "{query:?}");
+        }
+    }
+
+    #[test]
+    fn a_language_without_articles_finds_nothing() {
+        assert_eq!(best(&default_kb(), "fr", "remboursement"), None);
     }
 }
