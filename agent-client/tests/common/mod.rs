@@ -1,0 +1,179 @@
+//! Shared helpers: the real `assist-server` and `agent-client` binaries, and a loopback TCP proxy
+//! that can cut every connection through it (a network drop the client must survive).
+
+#![allow(dead_code)]
+
+use assist_protocol::Event;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+pub const CLIENT: &str = env!("CARGO_BIN_EXE_agent-client");
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// The assist-server binary of the same build (cargo test --workspace builds it); built here
+/// when this crate's tests run alone.
+pub fn server_bin() -> PathBuf {
+    let dir = Path::new(CLIENT).parent().expect("target dir");
+    let bin = dir.join("assist-server");
+    if !bin.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "assist-server"])
+            .current_dir(repo_root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building assist-server failed");
+    }
+    bin
+}
+
+pub fn sample_call(name: &str) -> PathBuf {
+    repo_root().join("assist-server/tests/calls").join(name)
+}
+
+/// A running assist-server, stopped by pid when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    pub fn start(listen: &str, extra: &[&str]) -> Server {
+        let mut child = Command::new(server_bin())
+            .args(["serve", "--listen", listen, "--pack"])
+            .arg(repo_root().join("knowledge"))
+            .args(extra)
+            .env("ASSIST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("assist-server starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("address line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected server output {line:?}"))
+            .parse()
+            .expect("address");
+        Server { child, addr }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Runs the client to completion.
+pub fn run_client(args: &[&str]) -> Output {
+    Command::new(CLIENT)
+        .args(args)
+        .env("ASSIST_LOG", "warn")
+        .output()
+        .expect("agent-client runs")
+}
+
+pub fn spawn_client(args: &[&str]) -> Child {
+    Command::new(CLIENT)
+        .args(args)
+        .env("ASSIST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("agent-client starts")
+}
+
+pub fn parse_events(stdout: &[u8]) -> Vec<Event> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// `assist-server replay` of the same call.
+pub fn replay(path: &Path, language: &str) -> Vec<Event> {
+    let out = Command::new(server_bin())
+        .args(["replay", "--language", language, "--pack"])
+        .arg(repo_root().join("knowledge"))
+        .arg(path)
+        .output()
+        .expect("replay runs");
+    assert!(out.status.success());
+    parse_events(&out.stdout)
+}
+
+/// A TCP proxy on loopback that forwards to `upstream` and can cut every open connection.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    open: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let open: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let tasks = Arc::clone(&open);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().expect("proxy lock").push(task);
+            }
+        });
+        Proxy { addr, open, accept }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Drops every connection through the proxy (new ones are still accepted).
+    pub fn cut(&self) -> usize {
+        let mut open = self.open.lock().expect("proxy lock");
+        let n = open.len();
+        for task in open.drain(..) {
+            task.abort();
+        }
+        n
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
