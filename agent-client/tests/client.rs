@@ -88,7 +88,10 @@ async fn a_dropped_connection_loses_and_doubles_nothing() {
     // Events in flight at the cut may be missed, but none may be invented or doubled.
     let mut seen = Vec::new();
     for event in &live {
-        assert!(replayed.contains(event), "an event replay does not have: {event:?}");
+        assert!(
+            replayed.contains(event),
+            "an event replay does not have: {event:?}"
+        );
         assert!(!seen.contains(&event), "a doubled event: {event:?}");
         seen.push(event);
     }
