@@ -28,6 +28,20 @@ const ZH_PSEUDO: &[&str] = &[
     "无忧",
     "不少",
     "不久",
+    "无理由",
+    "无条件",
+    "无门槛",
+    "不限",
+];
+
+/// What may stand between a Chinese negation and the phrase it negates: auxiliaries, adverbs,
+/// verbs of wanting and promising, and "to you" ("不能给您保证收益", "没有办法保本",
+/// "并不是零风险", "无法承诺年化收益30%", "不想退货"). Anything else between them
+/// means the negation belongs to another verb ("快递一直没到我要投诉").
+const ZH_BRIDGE: &[&str] = &[
+    "给您", "给你", "对您", "向您", "跟您", "承诺", "保证", "确定", "打算", "愿意", "建议", "推荐",
+    "想", "可能", "可以", "一定", "办法", "任何", "需要", "能", "会", "是", "敢", "用", "都", "也",
+    "就", "再", "太", "很", "算", "要", "得", "有", "法", "够", "了", "并", "说",
 ];
 
 const EN_CUES: &[&str] = &[
@@ -71,7 +85,8 @@ pub fn is_negated(normalized: &str, start: usize) -> bool {
                     .next_back()
                     .is_some_and(|(j, _)| normalized[start - window.len() + j..].starts_with(p))
         });
-        if !inside_pseudo {
+        let gap_start = start - window.len() + i + c.len_utf8();
+        if !inside_pseudo && is_bridge(&normalized[gap_start..start]) {
             return true;
         }
     }
@@ -94,6 +109,17 @@ pub fn is_negated(normalized: &str, start: usize) -> bool {
     false
 }
 
+/// Whether `gap` is made only of bridge words (or is empty).
+fn is_bridge(mut gap: &str) -> bool {
+    while !gap.is_empty() {
+        match ZH_BRIDGE.iter().find(|w| gap.starts_with(**w)) {
+            Some(word) => gap = &gap[word.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +135,14 @@ mod tests {
         assert!(negated("我们无法保证收益", "保证收益"));
         assert!(negated("并不是零风险", "零风险"));
         assert!(negated("没有办法保本", "保本"));
+        assert!(negated("不能给您保证收益", "保证收益"));
+        assert!(negated("不一定保本", "保本"));
+    }
+
+    #[test]
+    fn a_negation_of_another_verb_does_not_reach_the_phrase() {
+        assert!(!negated("快递一直没到我要投诉", "投诉"));
+        assert!(!negated("我要七天无理由退货", "退货"));
     }
 
     #[test]

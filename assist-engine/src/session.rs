@@ -205,8 +205,8 @@ impl CallSession {
 
         // Timers first: they fired before this utterance began.
         self.check_silence(utt.start, &masked, &mut events);
+        self.check_response_time(utt.start, &mut events);
         if utt.speaker == Speaker::Agent {
-            self.check_response_time(utt.start, &mut events);
             self.pending = None;
         }
 

@@ -25,6 +25,9 @@ pub fn normalize(text: &str) -> String {
         .map(|c| match c as u32 {
             0xFF01..=0xFF5E => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
             0x3000 => ' ',
+            // Typographic quotes that chat keyboards type: "can’t" must read as "can't".
+            0x2018 | 0x2019 => '\'',
+            0x201C | 0x201D => '"',
             _ => c,
         })
         .flat_map(char::to_lowercase)
@@ -211,6 +214,7 @@ mod tests {
         assert_eq!(normalize("我 要 退款 谢谢"), "我要退款谢谢");
         assert_eq!(normalize("订单 ABC 123 已发货"), "订单abc 123已发货");
         assert_eq!(normalize("Ｈｅｌｌｏ，  World"), "hello, world");
+        assert_eq!(normalize("We can’t"), "we can't");
     }
 
     #[test]
