@@ -48,14 +48,23 @@ pub struct RuleScan {
 /// Longest `all` list / number of `require` items a rule may have (they are bitsets).
 pub const MAX_LIST_BITS: usize = 64;
 
+type PendingGroup = (Option<String>, Vec<String>, Vec<(usize, Regex)>);
+
+struct RegexGroup {
+    language: Option<String>,
+    set: RegexSet,
+    /// Per pattern of the set: (rule index, the regex itself for match positions).
+    regexes: Vec<(usize, Regex)>,
+}
+
 pub struct RuleSet {
     pub rules: Vec<Rule>,
     phrases: PhraseSet,
     /// Per phrase: (rule index, role).
     owners: Vec<(usize, Role)>,
-    regex_set: RegexSet,
-    /// Per regex in the set: (rule index, the regex itself for positions).
-    regexes: Vec<(usize, Regex)>,
+    /// The rules' regexes grouped by the language their rule applies to (None: every
+    /// language), so a call only runs its own language's patterns.
+    regex_groups: Vec<RegexGroup>,
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -63,7 +72,7 @@ impl std::fmt::Debug for RuleSet {
         f.debug_struct("RuleSet")
             .field("rules", &self.rules.len())
             .field("phrases", &self.phrases.len())
-            .field("regexes", &self.regexes.len())
+            .field("regex_groups", &self.regex_groups.len())
             .finish()
     }
 }
@@ -73,8 +82,8 @@ impl RuleSet {
     pub fn new(rules: Vec<Rule>) -> Result<RuleSet, String> {
         let mut phrases: Vec<String> = Vec::new();
         let mut owners = Vec::new();
-        let mut patterns = Vec::new();
-        let mut regexes = Vec::new();
+        // Per language: (language, patterns, (rule, regex) per pattern).
+        let mut groups: Vec<PendingGroup> = Vec::new();
         for (index, rule) in rules.iter().enumerate() {
             let mut add = |list: &[String], role: Role| {
                 for p in list {
@@ -106,8 +115,15 @@ impl RuleSet {
                     for p in list {
                         let re = Regex::new(p)
                             .map_err(|e| format!("rule `{}`: invalid regex: {e}", rule.id))?;
-                        patterns.push(p.clone());
-                        regexes.push((index, re));
+                        let group = match groups.iter().position(|g| g.0 == rule.language) {
+                            Some(i) => i,
+                            None => {
+                                groups.push((rule.language.clone(), Vec::new(), Vec::new()));
+                                groups.len() - 1
+                            }
+                        };
+                        groups[group].1.push(p.clone());
+                        groups[group].2.push((index, re));
                     }
                     add(unless, Role::Unless);
                 }
@@ -136,13 +152,21 @@ impl RuleSet {
                 | Condition::RepeatQuestion { .. } => {}
             }
         }
-        let regex_set = RegexSet::new(&patterns).map_err(|e| e.to_string())?;
+        let regex_groups = groups
+            .into_iter()
+            .map(|(language, patterns, regexes)| {
+                Ok(RegexGroup {
+                    language,
+                    set: RegexSet::new(&patterns).map_err(|e| e.to_string())?,
+                    regexes,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         Ok(RuleSet {
             rules,
             phrases: PhraseSet::new(&phrases, false),
             owners,
-            regex_set,
-            regexes,
+            regex_groups,
         })
     }
 
@@ -183,14 +207,14 @@ impl RuleSet {
                 Role::Then => scan.then = true,
             }
         }
-        if !self.regexes.is_empty() {
-            for pattern in self.regex_set.matches(normalized).iter() {
-                let (rule_index, re) = &self.regexes[pattern];
-                let rule = &self.rules[*rule_index];
-                if !rule.applies_to(language) {
-                    continue;
-                }
-                let negation = uses_negation(&rule.condition);
+        let groups = self
+            .regex_groups
+            .iter()
+            .filter(|g| g.language.as_deref().is_none_or(|l| l == language));
+        for group in groups {
+            for pattern in group.set.matches(normalized).iter() {
+                let (rule_index, re) = &group.regexes[pattern];
+                let negation = uses_negation(&self.rules[*rule_index].condition);
                 let hit = re
                     .find_iter(normalized)
                     .any(|m| !negation || !is_negated(normalized, m.start()));

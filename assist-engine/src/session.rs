@@ -81,8 +81,10 @@ pub struct CallSession {
     first_start: Option<f64>,
     utterances: u32,
     hits: BTreeMap<usize, u32>,
-    /// (seq, rule) alerts already raised on a partial.
-    partial_alerts: Vec<(u64, usize)>,
+    /// (speaker, rule) alerts already raised on a partial of the speaker's current utterance.
+    /// Keyed by speaker, not seq: the two speakers' recognizers interleave, so a client only
+    /// knows an utterance's final seq when it is final.
+    partial_alerts: Vec<(Speaker, usize)>,
     customer_scores: Vec<f32>,
     questions: VecDeque<Question>,
     /// The customer's oldest unanswered question, and the response-time rules fired on it.
@@ -177,7 +179,7 @@ impl CallSession {
     }
 
     /// Rules on a partial result: raise a stateless rule's alert while the agent is still
-    /// speaking; the final result will not raise it again.
+    /// speaking; the speaker's next final result will not raise it again.
     fn partial(&mut self, utt: &Utterance) -> Vec<Event> {
         let masked = mask_pii(&utt.text);
         let normalized = normalize(&masked);
@@ -186,11 +188,11 @@ impl CallSession {
             .engine
             .rules
             .instant_hits(&scans, utt.speaker)
-            .filter(|r| !self.partial_alerts.contains(&(utt.seq, *r)))
+            .filter(|r| !self.partial_alerts.contains(&(utt.speaker, *r)))
             .collect();
         let mut events = Vec::new();
         for rule in fired {
-            self.partial_alerts.push((utt.seq, rule));
+            self.partial_alerts.push((utt.speaker, rule));
             events.push(self.alert(rule, utt.start, utt.speaker, &masked));
         }
         events
@@ -221,13 +223,14 @@ impl CallSession {
         let mut fired: Vec<usize> = Vec::new();
         for rule in engine.rules.instant_hits(&scans, utt.speaker) {
             fired.push(rule);
-            let raised_on_partial = self.partial_alerts.contains(&(utt.seq, rule));
+            let raised_on_partial = self.partial_alerts.contains(&(utt.speaker, rule));
             self.count_hit(rule);
             if !raised_on_partial {
                 events.push(self.alert(rule, utt.start, utt.speaker, &masked));
             }
         }
-        self.partial_alerts.retain(|(seq, _)| *seq > utt.seq);
+        self.partial_alerts
+            .retain(|(speaker, _)| *speaker != utt.speaker);
         for rule in self.stateful_hits(&scans, utt.speaker) {
             fired.push(rule);
             self.count_hit(rule);

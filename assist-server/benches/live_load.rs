@@ -1,0 +1,659 @@
+//! Load on the live server: many concurrent WebSocket sessions, each a call sending final
+//! utterances at a speaking pace, measuring the round trip of every utterance.
+//!
+//! Target (product issue): ≥ 1,000 concurrent sessions on a 2-core machine with p99 added
+//! latency ≤ 10 ms (send → last event of the utterance).
+//!
+//! The server runs in this process, on its own tokio runtime with one worker per CPU (as
+//! `assist-server serve` does), on 127.0.0.1 port 0. The clients (tokio-tungstenite) run in a
+//! child process (this bench binary again, with `LOAD_CLIENT_ADDR` set) on one thread, so that
+//! this process's RSS (VmRSS) is the server's alone. Both share the same CPUs.
+//!
+//! ```text
+//! cargo bench -p assist-server --bench live_load
+//! LOAD_SESSIONS=2000 LOAD_SECONDS=60 cargo bench -p assist-server --bench live_load
+//! ```
+//!
+//! Settings (environment):
+//! - `LOAD_SESSIONS` (1000): concurrent sessions (one call each).
+//! - `LOAD_SECONDS` (30): how long the sessions talk once all are open.
+//! - `LOAD_GAP_MIN_MS` / `LOAD_GAP_MAX_MS` (2000 / 3000): pause between a session's utterances
+//!   (uniform jitter in between); the first utterance of each session is spread over one gap.
+//! - `LOAD_CONNECT_CONCURRENCY` (64): connections being opened at once.
+//! - `LOAD_NODELAY` (0): 1 sets TCP_NODELAY on the server's accepted sockets
+//!   (`assist-server serve` does not).
+//! - `LOAD_SERVER_THREADS` (number of CPUs): server runtime workers.
+//!
+//! Needs about 2 × LOAD_SESSIONS file descriptors across the two processes: check `ulimit -n`
+//! (raise it with `ulimit -n 4096` when it is lower than LOAD_SESSIONS + 256).
+
+#[path = "support/mod.rs"]
+mod support;
+
+use assist_protocol::{ClientMessage, ServerMessage, Utterance};
+use assist_server::live::{router, AppState, Auth};
+use assist_server::packs::load_pack;
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{env_usize, histogram, record, row_ms, SampleCall};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const TARGET_SESSIONS: usize = 1000;
+const TARGET_P99: Duration = Duration::from_millis(10);
+/// How long any single wait may take (connect, hello, an ack).
+const STEP_TIMEOUT: Duration = Duration::from_secs(20);
+
+struct Settings {
+    sessions: usize,
+    seconds: u64,
+    gap_min: Duration,
+    gap_max: Duration,
+    connect_concurrency: usize,
+    nodelay: bool,
+    server_threads: usize,
+}
+
+impl Settings {
+    fn from_env() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let gap_min = env_usize("LOAD_GAP_MIN_MS", 2000) as u64;
+        let gap_max = (env_usize("LOAD_GAP_MAX_MS", 3000) as u64).max(gap_min + 1);
+        Settings {
+            sessions: env_usize("LOAD_SESSIONS", TARGET_SESSIONS).max(1),
+            seconds: env_usize("LOAD_SECONDS", 30).clamp(1, 3600) as u64,
+            gap_min: Duration::from_millis(gap_min.max(1)),
+            gap_max: Duration::from_millis(gap_max),
+            connect_concurrency: env_usize("LOAD_CONNECT_CONCURRENCY", 64).max(1),
+            nodelay: env_usize("LOAD_NODELAY", 0) != 0,
+            server_threads: env_usize("LOAD_SERVER_THREADS", cpus).max(1),
+        }
+    }
+}
+
+fn main() {
+    let settings = Settings::from_env();
+    match std::env::var("LOAD_CLIENT_ADDR") {
+        Ok(addr) => client_main(
+            &settings,
+            addr.parse().expect("LOAD_CLIENT_ADDR is an address"),
+        ),
+        Err(_) if support::invoked_by_cargo_bench() => server_main(&settings),
+        Err(_) => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server side (this process).
+
+fn server_main(s: &Settings) {
+    println!("{}", support::machine());
+    let fds = open_files_limit();
+    println!(
+        "settings: {} sessions, {}s of talk, one utterance every {}-{}ms per session, server threads {}, TCP_NODELAY on server sockets: {}, open-files soft limit {}",
+        s.sessions,
+        s.seconds,
+        s.gap_min.as_millis(),
+        s.gap_max.as_millis(),
+        s.server_threads,
+        s.nodelay,
+        fds.map_or("?".into(), |n| n.to_string()),
+    );
+    if let Some(limit) = fds {
+        let needed = s.sessions as u64 + 256;
+        assert!(
+            limit >= needed,
+            "open-files limit {limit} is too low for {} sessions: run `ulimit -n {}` first",
+            s.sessions,
+            needed.max(4096)
+        );
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(s.server_threads)
+        .thread_name("assist-server")
+        .enable_all()
+        .build()
+        .expect("server runtime");
+    let pack = load_pack(&support::default_pack_dir()).expect("load the default pack");
+    let state = AppState::new(pack, Auth::default(), Duration::from_secs(900));
+    let nodelay = s.nodelay;
+    let addr: SocketAddr = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address");
+        let app = router(Arc::clone(&state));
+        tokio::spawn(async move {
+            use axum::serve::ListenerExt;
+            let result = if nodelay {
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                axum::serve(listener, app).await
+            } else {
+                axum::serve(listener, app).await
+            };
+            if let Err(e) = result {
+                eprintln!("server stopped: {e}");
+            }
+        });
+        addr
+    });
+    assert!(
+        addr.ip().is_loopback(),
+        "the server only listens on loopback"
+    );
+    // Let the runtime settle, then take the baseline.
+    std::thread::sleep(Duration::from_millis(300));
+    let rss_before = support::rss_kib();
+    println!("server listening on {addr}; server RSS before sessions: {rss_before} KiB");
+
+    let exe = std::env::current_exe().expect("this bench binary");
+    let mut child = Command::new(exe)
+        .env("LOAD_CLIENT_ADDR", addr.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the load client");
+    let child_id = child.id();
+    let stdout = child.stdout.take().expect("client stdout");
+    let mut stdin = child.stdin.take().expect("client stdin");
+    let (tx, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    // Bounded: opening takes well under a minute per thousand sessions on loopback.
+    let open_deadline = Instant::now() + Duration::from_secs(120 + s.sessions as u64 / 10);
+    let talk_deadline_after_go = Duration::from_secs(s.seconds + 120);
+    let mut summary: Option<String> = None;
+    let mut held_at_open = 0usize;
+    let mut cpu_at_go = 0.0f64;
+    let mut go_at = Instant::now();
+    let mut deadline = open_deadline;
+    let mut finished = false;
+    while !finished {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = match lines.recv_timeout(left) {
+            Ok(line) => line,
+            Err(_) => {
+                eprintln!("load client {child_id} timed out or died; stopping it");
+                let _ = child.kill();
+                break;
+            }
+        };
+        if let Some(rest) = line.strip_prefix("REPORT ") {
+            println!("{rest}");
+        } else if let Some(n) = line.strip_prefix("READY ") {
+            held_at_open = n.trim().parse().unwrap_or(0);
+            // Give the server a moment to finish the last welcomes' bookkeeping.
+            std::thread::sleep(Duration::from_millis(500));
+            let rss_open = support::rss_kib();
+            let calls = state.active_calls();
+            let per = (rss_open.saturating_sub(rss_before)) as f64 / held_at_open.max(1) as f64;
+            println!(
+                "sessions open: {held_at_open} (server active calls {calls}); server RSS {rss_open} KiB, +{} KiB = {per:.1} KiB per session",
+                rss_open.saturating_sub(rss_before)
+            );
+            cpu_at_go = cpu_seconds();
+            go_at = Instant::now();
+            deadline = go_at + talk_deadline_after_go;
+            writeln!(stdin, "GO").expect("tell the client to go");
+            stdin.flush().expect("flush");
+        } else if let Some(rest) = line.strip_prefix("SUMMARY ") {
+            summary = Some(rest.to_string());
+        } else if line == "DONE" {
+            finished = true;
+        } else {
+            println!("client: {line}");
+        }
+    }
+    let talk_wall = go_at.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_at_go;
+    let rss_after = support::rss_kib();
+    let _ = child.wait();
+
+    println!(
+        "server after the talk phase: RSS {rss_after} KiB (+{} KiB over the baseline = {:.1} KiB per session, with each call's state); active calls {}",
+        rss_after.saturating_sub(rss_before),
+        rss_after.saturating_sub(rss_before) as f64 / held_at_open.max(1) as f64,
+        state.active_calls()
+    );
+    println!(
+        "server CPU during the talk phase: {cpu:.1}s over {talk_wall:.1}s wall = {:.0}% of one core; load average at the end: {}",
+        100.0 * cpu / talk_wall.max(1e-9),
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+    );
+    let Some(summary) = summary else {
+        println!("TARGET: no result from the load client -> MISSED");
+        return;
+    };
+    let field = |key: &str| -> f64 {
+        summary
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let held = field("held") as usize;
+    let p99_last = Duration::from_secs_f64(field("p99_last_ms") / 1e3);
+    let p99_ack = Duration::from_secs_f64(field("p99_ack_ms") / 1e3);
+    let ok_sessions = held >= TARGET_SESSIONS;
+    let ok_latency = p99_last <= TARGET_P99;
+    println!(
+        "TARGET >= {TARGET_SESSIONS} concurrent sessions held to the end: {held} -> {}",
+        if ok_sessions { "MET" } else { "MISSED" }
+    );
+    println!(
+        "TARGET p99 added latency (send -> last event) <= {TARGET_P99:?}: p99 = {:.2}ms (send -> ack p99 = {:.2}ms) -> {}",
+        p99_last.as_secs_f64() * 1e3,
+        p99_ack.as_secs_f64() * 1e3,
+        if ok_latency { "MET" } else { "MISSED" }
+    );
+}
+
+/// RLIMIT_NOFILE soft limit, from /proc/self/limits.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// User + system CPU seconds of this process (assumes the usual 100 ticks per second).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    let Some((_, after)) = stat.rsplit_once(')') else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the command: state is field 3, utime 14, stime 15 (1-based over the whole line).
+    let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (tick(11), tick(12)) {
+        (Some(u), Some(s)) => (u + s) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client side (the child process).
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What the sessions measure, shared by all of them.
+struct Measures {
+    connect: Histogram<u64>,
+    ack: Histogram<u64>,
+    last: Histogram<u64>,
+    sent: u64,
+    acked: u64,
+    events: u64,
+    errors: u64,
+    /// First few error messages, for the report.
+    error_samples: Vec<String>,
+}
+
+impl Measures {
+    fn error(&mut self, message: String) {
+        self.errors += 1;
+        if self.error_samples.len() < 5 {
+            self.error_samples.push(message);
+        }
+    }
+}
+
+/// Prints a line for the parent.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn client_main(s: &Settings, addr: SocketAddr) {
+    assert!(
+        addr.ip().is_loopback(),
+        "the load client only connects to loopback"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let calls = Arc::new(support::sample_calls());
+    let measures = Arc::new(Mutex::new(Measures {
+        connect: histogram(),
+        ack: histogram(),
+        last: histogram(),
+        sent: 0,
+        acked: 0,
+        events: 0,
+        errors: 0,
+        error_samples: Vec::new(),
+    }));
+    let rss_start = support::rss_kib();
+
+    // Phase 1: open every session (hello -> welcome), a bounded number at a time.
+    let opened_at = Instant::now();
+    let sockets: Vec<(usize, Ws)> = runtime.block_on(async {
+        let gate = Arc::new(Semaphore::new(s.connect_concurrency));
+        let mut tasks = Vec::with_capacity(s.sessions);
+        for id in 0..s.sessions {
+            let gate = Arc::clone(&gate);
+            let calls = Arc::clone(&calls);
+            let measures = Arc::clone(&measures);
+            tasks.push(tokio::spawn(async move {
+                let _permit = gate.acquire_owned().await.ok()?;
+                let call = &calls[id % calls.len()];
+                let t0 = Instant::now();
+                match tokio::time::timeout(STEP_TIMEOUT, open(addr, id, call)).await {
+                    Ok(Ok(ws)) => {
+                        record(&mut lock(&measures).connect, t0.elapsed());
+                        Some((id, ws))
+                    }
+                    Ok(Err(e)) => {
+                        lock(&measures).error(format!("session {id}: {e}"));
+                        None
+                    }
+                    Err(_) => {
+                        lock(&measures).error(format!("session {id}: open timed out"));
+                        None
+                    }
+                }
+            }));
+        }
+        let mut sockets = Vec::with_capacity(s.sessions);
+        for task in tasks {
+            if let Ok(Some(pair)) = task.await {
+                sockets.push(pair);
+            }
+        }
+        sockets
+    });
+    let open_secs = opened_at.elapsed().as_secs_f64();
+    {
+        let m = lock(&measures);
+        say(&format!(
+            "REPORT opened {} of {} sessions in {open_secs:.1}s; {}",
+            sockets.len(),
+            s.sessions,
+            row_ms("connect + hello -> welcome", &m.connect)
+        ));
+    }
+    let rss_open = support::rss_kib();
+    say(&format!("READY {}", sockets.len()));
+    let mut go = String::new();
+    std::io::stdin()
+        .read_line(&mut go)
+        .expect("wait for the parent's go");
+
+    // Phase 2: every session talks for `seconds`.
+    let talk_started = Instant::now();
+    let cpu_started = cpu_seconds();
+    let held: usize = runtime.block_on(async {
+        let start = tokio::time::Instant::now();
+        let deadline = start + Duration::from_secs(s.seconds);
+        let mut tasks = Vec::with_capacity(sockets.len());
+        for (id, ws) in sockets {
+            let calls = Arc::clone(&calls);
+            let measures = Arc::clone(&measures);
+            let (gap_min, gap_max) = (s.gap_min, s.gap_max);
+            tasks.push(tokio::spawn(async move {
+                let call = &calls[id % calls.len()];
+                talk(ws, id, call, start, deadline, gap_min, gap_max, &measures).await
+            }));
+        }
+        let mut held = 0;
+        for task in tasks {
+            if let Ok(true) = task.await {
+                held += 1;
+            }
+        }
+        held
+    });
+    let talk_secs = talk_started.elapsed().as_secs_f64();
+    let client_cpu = cpu_seconds() - cpu_started;
+
+    let m = lock(&measures);
+    say(&format!(
+        "REPORT talk phase: {}s (+{:.1}s for the last replies and the call ends); {} utterances sent = {:.0}/s, {} acked, {} events received, {} errors; sessions held to the end: {held}",
+        s.seconds,
+        talk_secs - s.seconds as f64,
+        m.sent,
+        m.sent as f64 / s.seconds as f64,
+        m.acked,
+        m.events,
+        m.errors
+    ));
+    for e in &m.error_samples {
+        say(&format!("REPORT   error: {e}"));
+    }
+    say(&format!(
+        "REPORT {}",
+        row_ms("utterance: send -> ack", &m.ack)
+    ));
+    say(&format!(
+        "REPORT {}",
+        row_ms("utterance: send -> last event", &m.last)
+    ));
+    say(&format!(
+        "REPORT load client (one thread): RSS {rss_start} KiB at start, {rss_open} KiB with the sessions open; CPU {client_cpu:.1}s over {talk_secs:.1}s = {:.0}% of one core",
+        100.0 * client_cpu / talk_secs.max(1e-9)
+    ));
+    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1e6;
+    say(&format!(
+        "SUMMARY held={held} p50_last_ms={} p99_last_ms={} p99_ack_ms={} max_last_ms={}",
+        ms(&m.last, 0.5),
+        ms(&m.last, 0.99),
+        ms(&m.ack, 0.99),
+        m.last.max() as f64 / 1e6
+    ));
+    say("DONE");
+}
+
+fn lock(m: &Mutex<Measures>) -> std::sync::MutexGuard<'_, Measures> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Connects and says hello; returns once welcomed.
+async fn open(addr: SocketAddr, id: usize, call: &SampleCall) -> Result<Ws, String> {
+    let url = format!("ws://{addr}/ws");
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let hello = ClientMessage::Hello {
+        version: assist_protocol::PROTOCOL_VERSION,
+        agent_id: format!("load-agent-{id}"),
+        token: String::new(),
+        call_id: format!("load-{}-{id}", std::process::id()),
+        language: call.language.to_string(),
+        channel: Default::default(),
+    };
+    send(&mut ws, &hello).await?;
+    match next_message(&mut ws).await? {
+        ServerMessage::Welcome { .. } => Ok(ws),
+        other => Err(format!("expected a welcome, got {other:?}")),
+    }
+}
+
+async fn send(ws: &mut Ws, message: &ClientMessage) -> Result<(), String> {
+    let text = serde_json::to_string(message).map_err(|e| e.to_string())?;
+    ws.send(Message::text(text))
+        .await
+        .map_err(|e| format!("send: {e}"))
+}
+
+async fn next_message(ws: &mut Ws) -> Result<ServerMessage, String> {
+    loop {
+        match ws.next().await {
+            None => return Err("connection closed".into()),
+            Some(Err(e)) => return Err(format!("receive: {e}")),
+            Some(Ok(Message::Text(text))) => {
+                return serde_json::from_str(text.as_str()).map_err(|e| format!("bad reply: {e}"))
+            }
+            Some(Ok(Message::Close(_))) => return Err("closed by the server".into()),
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+/// The utterance in flight: when it was sent, when it was acked, when its last event came.
+struct InFlight {
+    seq: u64,
+    sent: Instant,
+    acked: Option<Instant>,
+    last: Instant,
+}
+
+/// Small deterministic per-session jitter.
+struct Jitter(u64);
+
+impl Jitter {
+    fn between(&mut self, min: Duration, max: Duration) -> Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        let span = (max - min).as_micros().max(1) as u64;
+        min + Duration::from_micros(self.0 % span)
+    }
+}
+
+/// One session's talk: an utterance every gap until the deadline, then the call's end.
+/// Returns whether the session stayed up to the end.
+#[allow(clippy::too_many_arguments)]
+async fn talk(
+    mut ws: Ws,
+    id: usize,
+    call: &SampleCall,
+    start: tokio::time::Instant,
+    deadline: tokio::time::Instant,
+    gap_min: Duration,
+    gap_max: Duration,
+    measures: &Mutex<Measures>,
+) -> bool {
+    let mut jitter = Jitter(0x2545_F491_4F6C_DD1D ^ ((id as u64 + 1) * 0x9E37_79B9));
+    let mut next = start + jitter.between(Duration::ZERO, gap_max);
+    let mut seq = 0u64;
+    let mut in_flight: Option<InFlight> = None;
+    let finish = |f: InFlight, m: &Mutex<Measures>| {
+        let mut m = lock(m);
+        match f.acked {
+            Some(acked) => {
+                m.acked += 1;
+                record(&mut m.ack, acked - f.sent);
+                record(&mut m.last, f.last - f.sent);
+            }
+            None => m.error(format!("session {id}: utterance {} never acked", f.seq)),
+        }
+    };
+    loop {
+        // Read replies until it is time to speak again; after the last utterance, give its
+        // replies a grace period.
+        let wake = if next < deadline {
+            next
+        } else {
+            deadline + Duration::from_secs(2)
+        };
+        loop {
+            match tokio::time::timeout_at(wake, ws.next()).await {
+                Err(_) => break,
+                Ok(None) => {
+                    lock(measures).error(format!("session {id}: connection closed"));
+                    return false;
+                }
+                Ok(Some(Err(e))) => {
+                    lock(measures).error(format!("session {id}: receive: {e}"));
+                    return false;
+                }
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    let now = Instant::now();
+                    match serde_json::from_str::<ServerMessage>(text.as_str()) {
+                        Ok(ServerMessage::Ack { seq: acked }) => {
+                            if let Some(f) = in_flight.as_mut().filter(|f| f.seq == acked) {
+                                f.acked = Some(now);
+                                f.last = now;
+                            }
+                        }
+                        Ok(ServerMessage::Error { message, .. }) => {
+                            lock(measures).error(format!("session {id}: server error: {message}"));
+                        }
+                        Ok(_) => {
+                            lock(measures).events += 1;
+                            if let Some(f) = in_flight.as_mut() {
+                                f.last = now;
+                            }
+                        }
+                        Err(e) => lock(measures).error(format!("session {id}: bad reply: {e}")),
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+        if let Some(f) = in_flight.take() {
+            finish(f, measures);
+        }
+        if next >= deadline {
+            break;
+        }
+        // Speak: the next line of the call, its start on the call clock.
+        let line = &call.lines[seq as usize % call.lines.len()];
+        seq += 1;
+        let at = (next - start).as_secs_f64() + 1.0;
+        let utt = Utterance {
+            seq,
+            speaker: line.speaker,
+            partial: false,
+            text: line.text.clone(),
+            start: at,
+            end: Some(at + 1.5),
+            prosody: line.prosody,
+        };
+        let sent = Instant::now();
+        if let Err(e) = send(&mut ws, &ClientMessage::Utterance(utt)).await {
+            lock(measures).error(format!("session {id}: {e}"));
+            return false;
+        }
+        lock(measures).sent += 1;
+        in_flight = Some(InFlight {
+            seq,
+            sent,
+            acked: None,
+            last: sent,
+        });
+        next += jitter.between(gap_min, gap_max);
+    }
+    // The call ends: the summary comes back, then the connection closes.
+    let end_at = (deadline - start).as_secs_f64() + 2.0;
+    if send(&mut ws, &ClientMessage::CallEnd { t: end_at })
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let got_summary = tokio::time::timeout(STEP_TIMEOUT, async {
+        loop {
+            match next_message(&mut ws).await {
+                Ok(ServerMessage::Summary(_)) => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    let _ = ws.close(None).await;
+    got_summary
+}
