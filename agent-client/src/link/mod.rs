@@ -37,7 +37,6 @@ pub enum Outgoing {
     Utterance(Utterance),
     Tick(f64),
     /// Sent by the overlay's card buttons.
-    #[allow(dead_code)]
     CardFeedback(String, assist_protocol::CardAction),
     /// The call is over; the link finishes once the summary arrives.
     End(f64),

