@@ -11,7 +11,7 @@ use agent_client::audio::device::{list_devices, DeviceSource, DeviceSpec};
 use agent_client::audio::wav::WavSource;
 use agent_client::audio::{AudioEvent, AudioSource, ChannelMap};
 use agent_client::link::{self, Incoming, LinkConfig, Outgoing};
-use agent_client::pipeline::Sequencer;
+use agent_client::pipeline::{transcribe, FinalOrder, Sequencer, Transcribed};
 use agent_client::transcript;
 use agent_client::ui::display_available;
 use agent_client::ui::i18n::Lang;
@@ -398,8 +398,9 @@ async fn feed_transcript(
 struct AudioPipeline {
     events: std_mpsc::Receiver<AudioEvent>,
     /// Keeps the source running while the pipeline lives.
-    _source: Box<dyn AudioSource>,
+    source: Box<dyn AudioSource>,
     transcribers: Vec<Transcriber>,
+    order: FinalOrder,
 }
 
 fn channel_map(spec: Option<&str>) -> Result<ChannelMap> {
@@ -453,68 +454,54 @@ fn start_audio(args: &Args, language: &str, sink: &UiSink) -> Result<AudioPipeli
         }
     };
     sink.status(format!("audio: {}", source.describe()), false);
+    // A file decoded faster than real time has both recognizers racing: put finals back in
+    // call order. Live audio keeps pace, so finals go out the moment they are recognized.
+    let order = if args.audio_file.is_some() && !args.realtime {
+        FinalOrder::CallTime
+    } else {
+        FinalOrder::Arrival
+    };
     Ok(AudioPipeline {
         events,
-        _source: source,
+        source,
         transcribers,
+        order,
     })
 }
 
 impl AudioPipeline {
     /// Runs until the source ends (a file) or the link goes away; blocking.
-    fn run(mut self, out: mpsc::Sender<Outgoing>, sink: UiSink) {
+    fn run(self, out: mpsc::Sender<Outgoing>, sink: UiSink) {
         let _ = FEEDBACK.set(out.clone());
-        let mut sequencer = Sequencer::default();
-        let mut call_end = 0.0f64;
-        let send = |recognized, sequencer: &mut Sequencer| -> bool {
-            if let Some((message, ui)) = sequencer.next(recognized) {
-                sink.send(ui);
-                return out.blocking_send(message).is_ok();
+        let _source = self.source;
+        let results = match transcribe(self.events, self.transcribers, self.order) {
+            Ok(results) => results,
+            Err(e) => {
+                sink.status(format!("cannot start the speech recognizers: {e}"), true);
+                return;
             }
-            true
         };
-        while let Ok(event) = self.events.recv() {
-            match event {
-                AudioEvent::Chunk(chunk) => {
-                    call_end = call_end.max(chunk.at + chunk.samples.len() as f64 / 16_000.0);
-                    let Some(t) = self
-                        .transcribers
-                        .iter_mut()
-                        .find(|t| t.speaker() == chunk.speaker)
-                    else {
-                        continue;
-                    };
-                    for recognized in t.feed(&chunk) {
-                        if !send(recognized, &mut sequencer) {
+        let mut sequencer = Sequencer::default();
+        while let Ok(item) = results.recv() {
+            match item {
+                Transcribed::Recognized(recognized) => {
+                    if let Some((message, ui)) = sequencer.next(recognized) {
+                        sink.send(ui);
+                        if out.blocking_send(message).is_err() {
                             return;
                         }
                     }
                 }
-                AudioEvent::Lost { speaker, reason } => sink.status(
+                Transcribed::Lost { speaker, reason } => sink.status(
                     format!("{} audio lost: {reason} (retrying)", speaker.as_str()),
                     true,
                 ),
-                AudioEvent::End => break,
+                Transcribed::End { call_end } => {
+                    let _ = out.blocking_send(Outgoing::End(call_end));
+                    return;
+                }
             }
         }
-        let mut rest = Vec::new();
-        for t in &mut self.transcribers {
-            rest.extend(t.flush());
-        }
-        rest.sort_by(|a, b| start_of(a).total_cmp(&start_of(b)));
-        for recognized in rest {
-            if !send(recognized, &mut sequencer) {
-                return;
-            }
-        }
-        let _ = out.blocking_send(Outgoing::End(call_end));
-    }
-}
-
-fn start_of(r: &agent_client::asr::Recognized) -> f64 {
-    match r {
-        agent_client::asr::Recognized::Partial { start, .. }
-        | agent_client::asr::Recognized::Final { start, .. } => *start,
     }
 }
 

@@ -1,10 +1,15 @@
 //! From recognized speech to protocol messages: seq numbering over both speakers, partials sent
 //! with a tentative seq, finals with the next one. Shared by the live devices and `--audio-file`.
+//!
+//! [`transcribe`] runs one recognizer thread per speaker and merges their results; the
+//! [`Sequencer`] then numbers them.
 
-use crate::asr::Recognized;
+use crate::asr::{Recognized, Transcriber};
+use crate::audio::{AudioEvent, Chunk, TARGET_RATE};
 use crate::link::Outgoing;
 use crate::ui::model::UiEvent;
-use assist_protocol::Utterance;
+use assist_protocol::{Speaker, Utterance};
+use std::sync::mpsc;
 
 /// Numbers a call's utterances.
 #[derive(Debug, Default)]
@@ -73,5 +78,207 @@ impl Sequencer {
                 ))
             }
         }
+    }
+}
+
+/// How the finals of the two speakers are put in order before they get their seq.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalOrder {
+    /// As they come out of the recognizers: live audio, where both keep pace with the call and
+    /// any wait would be latency the agent feels.
+    Arrival,
+    /// By the call time they end at: a file decoded faster than real time, where one speaker's
+    /// recognizer may run ahead of the other's. A final is held until every other speaker's
+    /// recognizer has decoded [`ORDER_MARGIN_SECONDS`] past its end.
+    CallTime,
+}
+
+/// How far past a final's end the other recognizers must have decoded before it is released in
+/// [`FinalOrder::CallTime`]: roughly Vosk's endpoint delay, the time it takes to call a pause
+/// the end of an utterance.
+pub const ORDER_MARGIN_SECONDS: f64 = 1.0;
+
+/// What the transcription of a call yields, in the order to send it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transcribed {
+    Recognized(Recognized),
+    /// A device stopped delivering; the call goes on without it.
+    Lost {
+        speaker: Speaker,
+        reason: String,
+    },
+    /// The source ended and every recognizer is flushed; `call_end` is the end of the audio.
+    End {
+        call_end: f64,
+    },
+}
+
+/// Runs each speaker's transcriber on a thread of its own (Vosk decodes about 0.6× real time
+/// per speaker on a 2-core machine, so one thread for both would fall behind), fed from
+/// `audio`, and merges what they recognize into one stream in `order`.
+pub fn transcribe(
+    audio: mpsc::Receiver<AudioEvent>,
+    transcribers: Vec<Transcriber>,
+    order: FinalOrder,
+) -> std::io::Result<mpsc::Receiver<Transcribed>> {
+    let (merge_tx, merge_rx) = mpsc::channel::<Merge>();
+    let mut workers = Vec::new();
+    for mut transcriber in transcribers {
+        let speaker = transcriber.speaker();
+        // A few seconds of audio in flight per speaker: enough to absorb a slow decode
+        // without holding a whole file in memory.
+        let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Chunk>(64);
+        let out = merge_tx.clone();
+        std::thread::Builder::new()
+            .name(format!("asr-{}", speaker.as_str()))
+            .spawn(move || {
+                while let Ok(chunk) = chunk_rx.recv() {
+                    let decoded_to = chunk.at + chunk.samples.len() as f64 / f64::from(TARGET_RATE);
+                    for r in transcriber.feed(&chunk) {
+                        let _ = out.send(Merge::Recognized(r));
+                    }
+                    let _ = out.send(Merge::Progress(speaker, decoded_to));
+                }
+                for r in transcriber.flush() {
+                    let _ = out.send(Merge::Recognized(r));
+                }
+                let _ = out.send(Merge::Done(speaker));
+            })?;
+        workers.push((speaker, chunk_tx));
+    }
+    let speakers: Vec<Speaker> = workers.iter().map(|(s, _)| *s).collect();
+    let dispatch_out = merge_tx;
+    std::thread::Builder::new()
+        .name("asr-dispatch".into())
+        .spawn(move || {
+            let mut call_end = 0.0f64;
+            while let Ok(event) = audio.recv() {
+                match event {
+                    AudioEvent::Chunk(chunk) => {
+                        call_end = call_end
+                            .max(chunk.at + chunk.samples.len() as f64 / f64::from(TARGET_RATE));
+                        if let Some((_, tx)) = workers.iter().find(|(s, _)| *s == chunk.speaker) {
+                            if tx.send(chunk).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    AudioEvent::Lost { speaker, reason } => {
+                        let _ = dispatch_out.send(Merge::Lost(speaker, reason));
+                    }
+                    AudioEvent::End => break,
+                }
+            }
+            let _ = dispatch_out.send(Merge::SourceEnded(call_end));
+            // Dropping the chunk senders lets each worker flush and finish.
+        })?;
+    let (out_tx, out_rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("asr-merge".into())
+        .spawn(move || {
+            let mut merger = Merger::new(order, &speakers);
+            while let Ok(message) = merge_rx.recv() {
+                for item in merger.take(message) {
+                    let finished = matches!(item, Transcribed::End { .. });
+                    if out_tx.send(item).is_err() || finished {
+                        return;
+                    }
+                }
+            }
+        })?;
+    Ok(out_rx)
+}
+
+/// What the recognizer threads and the dispatcher tell the merger.
+#[derive(Debug)]
+pub enum Merge {
+    Recognized(Recognized),
+    /// This speaker's recognizer has decoded the call up to this time.
+    Progress(Speaker, f64),
+    Done(Speaker),
+    Lost(Speaker, String),
+    SourceEnded(f64),
+}
+
+/// Puts the recognizers' results in order (see [`FinalOrder`]). Pure, so it is tested alone.
+#[derive(Debug)]
+pub struct Merger {
+    order: FinalOrder,
+    decoded_to: Vec<(Speaker, f64)>,
+    done: Vec<Speaker>,
+    held: Vec<Recognized>,
+    source_end: Option<f64>,
+}
+
+impl Merger {
+    pub fn new(order: FinalOrder, speakers: &[Speaker]) -> Self {
+        Merger {
+            order,
+            decoded_to: speakers.iter().map(|s| (*s, 0.0)).collect(),
+            done: Vec::new(),
+            held: Vec::new(),
+            source_end: None,
+        }
+    }
+
+    /// Takes one message and returns what may go out now.
+    pub fn take(&mut self, message: Merge) -> Vec<Transcribed> {
+        let mut out = Vec::new();
+        match message {
+            Merge::Recognized(r @ Recognized::Partial { .. }) => {
+                out.push(Transcribed::Recognized(r))
+            }
+            Merge::Recognized(r) => match self.order {
+                FinalOrder::Arrival => out.push(Transcribed::Recognized(r)),
+                FinalOrder::CallTime => self.held.push(r),
+            },
+            Merge::Progress(speaker, t) => {
+                if let Some((_, to)) = self.decoded_to.iter_mut().find(|(s, _)| *s == speaker) {
+                    *to = to.max(t);
+                }
+            }
+            Merge::Done(speaker) => self.done.push(speaker),
+            Merge::Lost(speaker, reason) => out.push(Transcribed::Lost { speaker, reason }),
+            Merge::SourceEnded(t) => self.source_end = Some(t),
+        }
+        self.release(&mut out);
+        out
+    }
+
+    fn all_done(&self) -> bool {
+        self.decoded_to.iter().all(|(s, _)| self.done.contains(s))
+    }
+
+    fn release(&mut self, out: &mut Vec<Transcribed>) {
+        let all_done = self.all_done();
+        self.held.sort_by(|a, b| end_of(a).total_cmp(&end_of(b)));
+        while let Some(first) = self.held.first() {
+            let (speaker, end) = (speaker_of(first), end_of(first));
+            let others_caught_up = self.decoded_to.iter().all(|(s, to)| {
+                *s == speaker || self.done.contains(s) || *to >= end + ORDER_MARGIN_SECONDS
+            });
+            if !(all_done || others_caught_up) {
+                break;
+            }
+            out.push(Transcribed::Recognized(self.held.remove(0)));
+        }
+        if all_done {
+            if let Some(call_end) = self.source_end.take() {
+                out.push(Transcribed::End { call_end });
+            }
+        }
+    }
+}
+
+fn end_of(r: &Recognized) -> f64 {
+    match r {
+        Recognized::Partial { start, .. } => *start,
+        Recognized::Final { end, .. } => *end,
+    }
+}
+
+fn speaker_of(r: &Recognized) -> Speaker {
+    match r {
+        Recognized::Partial { speaker, .. } | Recognized::Final { speaker, .. } => *speaker,
     }
 }

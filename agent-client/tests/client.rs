@@ -321,6 +321,121 @@ mod sequencing {
         );
         assert_eq!(seq_of(s.next(final_(Speaker::Agent, "好的"))), (3, false));
     }
+
+    fn ended_at(speaker: Speaker, text: &str, end: f64) -> Recognized {
+        Recognized::Final {
+            speaker,
+            text: text.into(),
+            start: end - 1.0,
+            end,
+            words: vec![],
+            prosody: Prosody::default(),
+        }
+    }
+
+    fn texts(items: &[Transcribed]) -> Vec<String> {
+        items
+            .iter()
+            .map(|item| match item {
+                Transcribed::Recognized(Recognized::Final { text, .. })
+                | Transcribed::Recognized(Recognized::Partial { text, .. }) => text.clone(),
+                Transcribed::Lost { reason, .. } => format!("lost: {reason}"),
+                Transcribed::End { call_end } => format!("end {call_end}"),
+            })
+            .collect()
+    }
+
+    use agent_client::pipeline::{FinalOrder, Merge, Merger, Transcribed, ORDER_MARGIN_SECONDS};
+    const BOTH: [Speaker; 2] = [Speaker::Agent, Speaker::Customer];
+
+    #[test]
+    fn a_file_decoded_fast_gets_its_finals_in_call_order_even_when_one_recognizer_runs_ahead() {
+        let mut m = Merger::new(FinalOrder::CallTime, &BOTH);
+        // The agent's recognizer races ahead to t=20 and finishes a line ending at 12 s.
+        assert!(m.take(Merge::Progress(Speaker::Agent, 20.0)).is_empty());
+        assert!(
+            m.take(Merge::Recognized(ended_at(
+                Speaker::Agent,
+                "agent@12",
+                12.0
+            )))
+            .is_empty(),
+            "held: the customer's recognizer may still have an earlier line"
+        );
+        // A partial is never held.
+        assert_eq!(
+            texts(&m.take(Merge::Recognized(Recognized::Partial {
+                speaker: Speaker::Customer,
+                text: "cust-partial".into(),
+                start: 8.0,
+            }))),
+            ["cust-partial"]
+        );
+        // The customer's recognizer is at 10 s and finishes a line ending at 9 s.
+        assert!(m.take(Merge::Progress(Speaker::Customer, 10.0)).is_empty());
+        assert_eq!(
+            texts(&m.take(Merge::Recognized(ended_at(
+                Speaker::Customer,
+                "cust@9",
+                9.0
+            )))),
+            ["cust@9"],
+            "the agent's recognizer is past 9 s + margin, so the customer's line goes out"
+        );
+        // The agent's line waits until the customer's recognizer is past its end + margin.
+        assert!(m.take(Merge::Progress(Speaker::Customer, 12.5)).is_empty());
+        assert_eq!(
+            texts(&m.take(Merge::Progress(
+                Speaker::Customer,
+                12.0 + ORDER_MARGIN_SECONDS
+            ))),
+            ["agent@12"]
+        );
+        // At the end everything held is flushed in order, then the end.
+        m.take(Merge::Recognized(ended_at(
+            Speaker::Agent,
+            "agent@30",
+            30.0,
+        )));
+        m.take(Merge::Recognized(ended_at(
+            Speaker::Customer,
+            "cust@25",
+            25.0,
+        )));
+        assert!(m.take(Merge::SourceEnded(31.0)).is_empty());
+        assert_eq!(
+            texts(&m.take(Merge::Done(Speaker::Agent))),
+            ["cust@25"],
+            "the agent has no more lines, so the customer's earlier one may go"
+        );
+        assert_eq!(
+            texts(&m.take(Merge::Done(Speaker::Customer))),
+            ["agent@30", "end 31"]
+        );
+    }
+
+    #[test]
+    fn live_audio_gets_its_finals_the_moment_they_are_recognized() {
+        let mut m = Merger::new(FinalOrder::Arrival, &BOTH);
+        assert_eq!(
+            texts(&m.take(Merge::Recognized(ended_at(
+                Speaker::Agent,
+                "agent@12",
+                12.0
+            )))),
+            ["agent@12"]
+        );
+        assert_eq!(
+            texts(&m.take(Merge::Lost(Speaker::Customer, "unplugged".into()))),
+            ["lost: unplugged"]
+        );
+        assert!(m.take(Merge::Done(Speaker::Agent)).is_empty());
+        assert!(
+            m.take(Merge::Done(Speaker::Customer)).is_empty(),
+            "no end before the source ended"
+        );
+        assert_eq!(texts(&m.take(Merge::SourceEnded(13.0))), ["end 13"]);
+    }
 }
 
 /// The whole path with real parts: espeak-ng speech in a WAV → the real Korean Vosk model on
