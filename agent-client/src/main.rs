@@ -10,7 +10,7 @@ use agent_client::asr::{AsrModel, Transcriber};
 use agent_client::audio::device::{list_devices, DeviceSource, DeviceSpec};
 use agent_client::audio::wav::WavSource;
 use agent_client::audio::{AudioEvent, AudioSource, ChannelMap};
-use agent_client::link::{self, Incoming, LinkConfig, Outgoing};
+use agent_client::link::{self, Incoming, LinkConfig, OutboxLimits, Outgoing};
 use agent_client::pipeline::{transcribe, FinalOrder, Sequencer, Transcribed};
 use agent_client::transcript;
 use agent_client::ui::display_available;
@@ -98,6 +98,10 @@ struct Args {
     /// Keep the window open this many seconds after the call ends, then exit (demos, screenshots).
     #[arg(long)]
     linger: Option<u64>,
+    /// Where utterances wait on disk during a long outage [default: the user's cache folder,
+    /// e.g. ~/.cache/agent-assist/outbox].
+    #[arg(long, env = "ASSIST_SPOOL_DIR")]
+    spool_dir: Option<PathBuf>,
 }
 
 /// The settings file: every field optional, flags win.
@@ -115,6 +119,7 @@ struct FileSettings {
     customer_device: Option<String>,
     stereo_device: Option<String>,
     give_up_after: Option<u64>,
+    spool_dir: Option<PathBuf>,
 }
 
 impl Args {
@@ -130,6 +135,7 @@ impl Args {
         self.customer_device = self.customer_device.or(file.customer_device);
         self.stereo_device = self.stereo_device.or(file.stereo_device);
         self.give_up_after = self.give_up_after.or(file.give_up_after);
+        self.spool_dir = self.spool_dir.or(file.spool_dir);
         self
     }
 }
@@ -200,7 +206,8 @@ fn run(args: Args) -> Result<()> {
         } else {
             Channel::Voice
         },
-        outbox_limit: 10_000,
+        outbox: OutboxLimits::default(),
+        spool_dir: args.spool_dir.clone().unwrap_or_else(default_spool_dir),
         give_up_after: Some(Duration::from_secs(args.give_up_after.unwrap_or(60))),
     };
 
@@ -573,6 +580,16 @@ fn print_devices() -> Result<()> {
         println!("{d}");
     }
     Ok(())
+}
+
+/// `$XDG_CACHE_HOME/agent-assist/outbox`, `~/.cache/agent-assist/outbox`, or the temp folder.
+fn default_spool_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("agent-assist")
+        .join("outbox")
 }
 
 fn new_call_id() -> String {

@@ -482,3 +482,112 @@ fn speech_in_a_wav_file_reaches_the_server_as_text_and_comes_back_as_events() {
         "a rule fired on words recognized from the audio: {events:?}"
     );
 }
+
+mod outbox {
+    use agent_client::link::{Outbox, OutboxLimits};
+    use assist_protocol::{Speaker, Utterance};
+
+    fn utterance(seq: u64) -> Utterance {
+        Utterance {
+            seq,
+            speaker: Speaker::Customer,
+            partial: false,
+            text: format!("第{seq}句 我的手机号是13812345678"),
+            start: seq as f64,
+            end: Some(seq as f64 + 0.5),
+            prosody: None,
+        }
+    }
+
+    fn seqs(outbox: &Outbox) -> Vec<u64> {
+        outbox
+            .pending()
+            .expect("pending")
+            .iter()
+            .map(|u| u.seq)
+            .collect()
+    }
+
+    #[test]
+    fn a_long_outage_spills_to_disk_masked_and_comes_back_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("spool").join("call-1.jsonl");
+        let limits = OutboxLimits {
+            in_memory: 100,
+            total: 10_000,
+        };
+        let mut outbox = Outbox::new(file.clone(), limits);
+        for seq in 1..=1_200 {
+            let (dropped, error) = outbox.push(utterance(seq));
+            assert!(dropped.is_empty() && error.is_none());
+        }
+        assert_eq!(outbox.len(), 1_200);
+        assert!(
+            outbox.spilled() >= 1_100,
+            "memory keeps at most 100: {} spilled",
+            outbox.spilled()
+        );
+        let on_disk = std::fs::read_to_string(&file).expect("the spill file exists");
+        assert_eq!(on_disk.lines().count(), outbox.spilled());
+        assert!(
+            !on_disk.contains("13812345678"),
+            "phone numbers are masked on disk"
+        );
+        assert!(on_disk.contains("138****5678"));
+        assert_eq!(seqs(&outbox), (1..=1_200).collect::<Vec<_>>());
+
+        // The server acknowledges up to 600 (in the file) and then everything.
+        outbox.settled_through(600);
+        assert_eq!(seqs(&outbox), (601..=1_200).collect::<Vec<_>>());
+        outbox.push(utterance(1_201));
+        assert_eq!(seqs(&outbox).last(), Some(&1_201));
+        outbox.settled_through(1_201);
+        assert!(outbox.is_empty());
+        assert!(!file.exists(), "a delivered spill is removed");
+    }
+
+    #[test]
+    fn past_the_total_limit_the_oldest_are_dropped_and_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let limits = OutboxLimits {
+            in_memory: 50,
+            total: 1_000,
+        };
+        let mut outbox = Outbox::new(dir.path().join("c.jsonl"), limits);
+        let mut dropped = Vec::new();
+        for seq in 1..=1_200 {
+            dropped.extend(outbox.push(utterance(seq)).0);
+        }
+        assert_eq!(dropped, (1..=200).collect::<Vec<_>>());
+        assert_eq!(seqs(&outbox), (201..=1_200).collect::<Vec<_>>());
+        drop(outbox);
+        assert!(
+            !dir.path().join("c.jsonl").exists(),
+            "nothing outlives the client"
+        );
+    }
+
+    #[test]
+    fn an_unwritable_spool_keeps_everything_in_memory_and_says_why() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blocker = dir.path().join("not-a-folder");
+        std::fs::write(&blocker, "a file where the spool folder should be").expect("write");
+        let limits = OutboxLimits {
+            in_memory: 10,
+            total: 1_000,
+        };
+        let mut outbox = Outbox::new(blocker.join("c.jsonl"), limits);
+        let mut errors = Vec::new();
+        for seq in 1..=30 {
+            errors.extend(outbox.push(utterance(seq)).1);
+        }
+        assert!(!errors.is_empty());
+        assert!(
+            errors[0].to_string().contains("not-a-folder"),
+            "{}",
+            errors[0]
+        );
+        assert_eq!(outbox.spilled(), 0);
+        assert_eq!(seqs(&outbox), (1..=30).collect::<Vec<_>>());
+    }
+}

@@ -10,7 +10,10 @@ use assist_protocol::{
     Channel, ClientMessage, ErrorCode, ServerMessage, Utterance, PROTOCOL_VERSION,
 };
 use futures_util::{SinkExt, StreamExt};
-use std::collections::VecDeque;
+pub mod outbox;
+
+pub use outbox::{Outbox, OutboxLimits};
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -25,8 +28,12 @@ pub struct LinkConfig {
     pub call_id: String,
     pub language: String,
     pub channel: Channel,
-    /// Final utterances kept while disconnected; past this the oldest are dropped (and said so).
-    pub outbox_limit: usize,
+    /// Final utterances kept until acknowledged (in memory, then on disk); past the total the
+    /// oldest are dropped (and said so).
+    pub outbox: OutboxLimits,
+    /// Where a long outage's utterances spill to (`<call id>.jsonl`, masked, removed when
+    /// delivered).
+    pub spool_dir: PathBuf,
     /// Give up after this long without a connection (None: never).
     pub give_up_after: Option<Duration>,
 }
@@ -83,7 +90,12 @@ pub async fn run(
     mut outgoing: mpsc::Receiver<Outgoing>,
     incoming: mpsc::Sender<Incoming>,
 ) {
-    let mut outbox: VecDeque<Utterance> = VecDeque::new();
+    let mut outbox = Outbox::new(
+        config
+            .spool_dir
+            .join(format!("{}.jsonl", file_safe(&config.call_id))),
+        config.outbox,
+    );
     let mut ending: Option<f64> = None;
     let mut producer_open = true;
     let mut attempt = 0u32;
@@ -144,7 +156,7 @@ pub async fn run(
                     tokio::select! {
                         _ = &mut deadline => break,
                         next = outgoing.recv(), if producer_open => match next {
-                            Some(item) => buffer(item, &mut outbox, &mut ending, config.outbox_limit, &incoming).await,
+                            Some(item) => buffer(item, &mut outbox, &mut ending, &incoming).await,
                             None => producer_open = false,
                         },
                     }
@@ -161,28 +173,44 @@ enum SessionEnd {
     Dropped { reason: String, was_connected: bool },
 }
 
+/// A call id as a file name: anything but letters, digits, `-` and `_` becomes `_`.
+fn file_safe(call_id: &str) -> String {
+    call_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 async fn buffer(
     item: Outgoing,
-    outbox: &mut VecDeque<Utterance>,
+    outbox: &mut Outbox,
     ending: &mut Option<f64>,
-    limit: usize,
     incoming: &mpsc::Sender<Incoming>,
 ) {
     match item {
         Outgoing::Utterance(u) if !u.partial => {
-            outbox.push_back(u);
-            if outbox.len() > limit.max(1) {
-                if let Some(dropped) = outbox.pop_front() {
-                    let _ = incoming
-                        .send(Incoming::ServerError {
-                            code: ErrorCode::Unavailable,
-                            message: format!(
-                                "offline buffer full: utterance {} dropped",
-                                dropped.seq
-                            ),
-                        })
-                        .await;
-                }
+            let (dropped, spill_error) = outbox.push(u);
+            for seq in dropped {
+                let _ = incoming
+                    .send(Incoming::ServerError {
+                        code: ErrorCode::Unavailable,
+                        message: format!("offline buffer full: utterance {seq} dropped"),
+                    })
+                    .await;
+            }
+            if let Some(e) = spill_error {
+                let _ = incoming
+                    .send(Incoming::ServerError {
+                        code: ErrorCode::Unavailable,
+                        message: format!("{e}; keeping the utterances in memory"),
+                    })
+                    .await;
             }
         }
         Outgoing::End(t) => *ending = Some(t),
@@ -195,7 +223,7 @@ async fn session(
     config: &LinkConfig,
     outgoing: &mut mpsc::Receiver<Outgoing>,
     incoming: &mpsc::Sender<Incoming>,
-    outbox: &mut VecDeque<Utterance>,
+    outbox: &mut Outbox,
     ending: &mut Option<f64>,
     producer_open: &mut bool,
 ) -> SessionEnd {
@@ -253,9 +281,13 @@ async fn session(
             }
         }
     };
-    outbox.retain(|u| u.seq > last_seq);
-    for u in outbox.iter() {
-        if let Err(e) = send(&mut ws, &ClientMessage::Utterance(u.clone())).await {
+    outbox.settled_through(last_seq);
+    let pending = match outbox.pending() {
+        Ok(pending) => pending,
+        Err(e) => return SessionEnd::Fatal(format!("{e}: the buffered utterances are lost")),
+    };
+    for u in pending {
+        if let Err(e) = send(&mut ws, &ClientMessage::Utterance(u)).await {
             return dropped(e, true);
         }
     }
@@ -283,11 +315,11 @@ async fn session(
                     Outgoing::Tick(t) => ClientMessage::Tick { t: *t },
                     Outgoing::CardFeedback(id, action) => ClientMessage::CardFeedback { card_id: id.clone(), action: *action },
                     Outgoing::End(_) => {
-                        buffer(item, outbox, ending, config.outbox_limit, incoming).await;
+                        buffer(item, outbox, ending, incoming).await;
                         continue;
                     }
                 };
-                buffer(item, outbox, ending, config.outbox_limit, incoming).await;
+                buffer(item, outbox, ending, incoming).await;
                 if let Err(e) = send(&mut ws, &message).await {
                     return dropped(e, true);
                 }
@@ -307,15 +339,15 @@ async fn session(
                     }
                 };
                 match message {
-                    ServerMessage::Ack { seq } => outbox.retain(|u| u.seq != seq),
+                    ServerMessage::Ack { seq } => outbox.settled_through(seq),
                     ServerMessage::Error { code: ErrorCode::DuplicateSeq, seq: Some(seq), .. } => {
                         // The server had it already (sent before a reconnect): as good as an ack.
-                        outbox.retain(|u| u.seq != seq);
+                        outbox.settled_through(seq);
                     }
                     ServerMessage::Error { code, message, seq } => {
                         if let Some(seq) = seq {
                             // Refused for good (empty text, bad time): resending will not help.
-                            outbox.retain(|u| u.seq != seq);
+                            outbox.settled_through(seq);
                         }
                         let _ = incoming.send(Incoming::ServerError { code, message }).await;
                     }
