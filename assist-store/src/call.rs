@@ -204,8 +204,9 @@ impl CallRecord {
     }
 }
 
-pub(crate) fn effective_score(manual: Option<&ManualScore>, summary: Option<&Summary>) -> Option<u32> {
-    manual
-        .map(|m| m.score)
-        .or_else(|| summary.map(|s| s.score))
+pub(crate) fn effective_score(
+    manual: Option<&ManualScore>,
+    summary: Option<&Summary>,
+) -> Option<u32> {
+    manual.map(|m| m.score).or_else(|| summary.map(|s| s.score))
 }

@@ -28,6 +28,7 @@ mod call;
 mod error;
 mod query;
 mod report;
+mod rows;
 mod sled_store;
 
 pub use admin::{
@@ -44,6 +45,7 @@ pub use query::{
     ReportGroup, ReportQuery, RulePrecision, ScoreStats,
 };
 pub use report::report_csv;
+pub use rows::COMPLAINT_CATEGORIES;
 pub use sled_store::{Durability, PasswordCost, SledStore, StoreOptions};
 
 use assist_protocol::{CardAction, Event, Summary};
@@ -266,8 +268,8 @@ pub trait CallStore: Send + Sync {
     /// Deletes one call with everything about it; `false` if there was no such call.
     fn delete_call(&self, call_id: &str) -> Result<bool>;
 
-    /// One call as a JSON document (the [`CallRecord`] plus `schema_version` and `exported`
-    /// fields). Fails with [`StoreError::NotFound`].
+    /// One call as a JSON document: the [`CallRecord`] plus a `schema_version` field. Fails
+    /// with [`StoreError::NotFound`].
     fn export_call(&self, call_id: &str) -> Result<serde_json::Value>;
 
     // -- Settings and maintenance ---------------------------------------------------------------

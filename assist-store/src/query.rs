@@ -243,7 +243,6 @@ pub fn precision(confirmed: u64, overturned: u64) -> Option<f64> {
     (judged > 0).then(|| confirmed as f64 / judged as f64)
 }
 
-
 /// An agent's scores before and after a coaching task was created.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct BeforeAfter {
