@@ -9,6 +9,7 @@
 pub mod asr;
 pub mod audio;
 pub mod link;
+pub mod metrics;
 pub mod pipeline;
 pub mod transcript;
 pub mod ui;

@@ -11,6 +11,7 @@ use agent_client::audio::device::{list_devices, DeviceSource, DeviceSpec};
 use agent_client::audio::wav::WavSource;
 use agent_client::audio::{AudioEvent, AudioSource, ChannelMap};
 use agent_client::link::{self, Incoming, LinkConfig, OutboxLimits, Outgoing};
+use agent_client::metrics::RunMetrics;
 use agent_client::pipeline::{transcribe, FinalOrder, Sequencer, Transcribed};
 use agent_client::transcript;
 use agent_client::ui::display_available;
@@ -102,6 +103,10 @@ struct Args {
     /// e.g. ~/.cache/agent-assist/outbox].
     #[arg(long, env = "ASSIST_SPOOL_DIR")]
     spool_dir: Option<PathBuf>,
+    /// Write what the run cost (latencies, Vosk real-time factor, memory, CPU) as JSON to this
+    /// file at exit: the benchmark's probe (scripts/bench-client.sh).
+    #[arg(long)]
+    metrics: Option<PathBuf>,
 }
 
 /// The settings file: every field optional, flags win.
@@ -183,6 +188,14 @@ fn run(args: Args) -> Result<()> {
         .unwrap_or_else(|| "zh".to_string());
 
     let model = Arc::new(Mutex::new(OverlayModel::default()));
+    if args.metrics.is_some() {
+        let _ = METRICS.set(Mutex::new(RunMetrics::started()));
+        model
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .latency
+            .enable();
+    }
     let repaint = Repaint::default();
     let sink = UiSink {
         model: (!args.headless).then(|| Arc::clone(&model)),
@@ -215,7 +228,10 @@ fn run(args: Args) -> Result<()> {
     let producer = match transcript {
         Some(transcript) => Producer::Transcript(transcript),
         None => match start_audio(&args, &language, &sink) {
-            Ok(audio) => Producer::Audio(audio),
+            Ok(audio) => {
+                with_metrics(|m| m.model_ready());
+                Producer::Audio(audio)
+            }
             // Headless, nobody would see it: stop with the reason.
             Err(e) if args.headless => return Err(e),
             // The overlay stays up with the reason, connected, so the agent still sees pushes.
@@ -274,15 +290,19 @@ fn run(args: Args) -> Result<()> {
         })
         .context("starting the link thread")?;
 
+    let metrics_path = args.metrics.clone();
     if headless {
-        return core
+        let result = core
             .join()
             .map_err(|_| anyhow::anyhow!("the link thread panicked"))?;
+        write_metrics(metrics_path.as_deref(), &model);
+        return result;
     }
     // The window owns the main thread until the agent closes it (or --linger runs out).
     if let Some(seconds) = linger {
         let model = Arc::clone(&model);
         let repaint = repaint.clone();
+        let metrics_path = metrics_path.clone();
         std::thread::spawn(move || {
             // Wait for the summary, then linger, then exit.
             loop {
@@ -293,18 +313,21 @@ fn run(args: Args) -> Result<()> {
                 }
             }
             std::thread::sleep(Duration::from_secs(seconds));
+            with_metrics(|m| m.idle_over());
+            write_metrics(metrics_path.as_deref(), &model);
             repaint.request();
             std::process::exit(0);
         });
     }
     let feedback_tx = sink_feedback();
     overlay::run(
-        model,
+        Arc::clone(&model),
         Lang::pick(args.ui_lang.as_deref()),
         repaint,
         feedback_tx,
     )
     .map_err(|e| anyhow::anyhow!("cannot open the overlay window: {e}"))?;
+    write_metrics(metrics_path.as_deref(), &model);
     Ok(())
 }
 
@@ -319,6 +342,27 @@ fn sink_feedback() -> overlay::FeedbackSink {
 }
 
 static FEEDBACK: std::sync::OnceLock<mpsc::Sender<Outgoing>> = std::sync::OnceLock::new();
+
+/// The run's figures when `--metrics` asked for them.
+static METRICS: std::sync::OnceLock<Mutex<RunMetrics>> = std::sync::OnceLock::new();
+
+fn with_metrics(f: impl FnOnce(&mut RunMetrics)) {
+    if let Some(metrics) = METRICS.get() {
+        f(&mut metrics.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+/// Writes the metrics file (the last write wins).
+fn write_metrics(path: Option<&Path>, model: &Mutex<OverlayModel>) {
+    let Some(path) = path else { return };
+    let latency_model = model.lock().unwrap_or_else(|p| p.into_inner());
+    with_metrics(|m| {
+        m.take_latency(&latency_model.latency);
+        if let Err(e) = m.write(path) {
+            eprintln!("cannot write metrics to {}: {e}", path.display());
+        }
+    });
+}
 
 enum Producer {
     Transcript(transcript::Transcript),
@@ -347,6 +391,7 @@ impl UiSink {
                     speaker,
                     text,
                     partial: false,
+                    ..
                 } => tracing::info!(speaker = speaker.as_str(), %text, "final"),
                 _ => {}
             },
@@ -388,6 +433,7 @@ async fn feed_transcript(
         sink.send(UiEvent::Transcript {
             speaker: line.speaker,
             text: line.text.clone(),
+            start: line.t,
             partial: false,
         });
         if out
@@ -503,7 +549,8 @@ impl AudioPipeline {
                     format!("{} audio lost: {reason} (retrying)", speaker.as_str()),
                     true,
                 ),
-                Transcribed::End { call_end } => {
+                Transcribed::End { call_end, stats } => {
+                    with_metrics(|m| m.asr = stats);
                     let _ = out.blocking_send(Outgoing::End(call_end));
                     return;
                 }
@@ -561,7 +608,10 @@ async fn consume(
             Incoming::ServerError { code, message } => {
                 sink.status(format!("server: {code:?}: {message}"), true)
             }
-            Incoming::Finished => return Ok(()),
+            Incoming::Finished => {
+                with_metrics(|m| m.call_over());
+                return Ok(());
+            }
             Incoming::Failed(reason) => {
                 sink.status(reason.clone(), true);
                 bail!(reason);

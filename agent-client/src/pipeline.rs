@@ -9,7 +9,9 @@ use crate::audio::{AudioEvent, Chunk, TARGET_RATE};
 use crate::link::Outgoing;
 use crate::ui::model::UiEvent;
 use assist_protocol::{Speaker, Utterance};
+use std::collections::VecDeque;
 use std::sync::mpsc;
+use std::time::Instant;
 
 /// Numbers a call's utterances.
 #[derive(Debug, Default)]
@@ -43,6 +45,7 @@ impl Sequencer {
                     UiEvent::Transcript {
                         speaker,
                         text,
+                        start,
                         partial: true,
                     },
                 ))
@@ -73,6 +76,7 @@ impl Sequencer {
                     UiEvent::Transcript {
                         speaker,
                         text,
+                        start,
                         partial: false,
                     },
                 ))
@@ -110,7 +114,32 @@ pub enum Transcribed {
     /// The source ended and every recognizer is flushed; `call_end` is the end of the audio.
     End {
         call_end: f64,
+        stats: Vec<SpeakerStats>,
     },
+}
+
+/// How one speaker's recognizer kept up, for the benchmark.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+pub struct SpeakerStats {
+    pub speaker: Option<Speaker>,
+    /// Seconds of audio decoded.
+    pub audio_seconds: f64,
+    /// Seconds spent decoding it (the recognizer thread is CPU-bound).
+    pub decode_seconds: f64,
+    /// Per final: from the audio of its last word reaching the client to the final coming out
+    /// (Vosk's endpoint detection plus any decoding backlog), in ms.
+    pub endpoint_delay_ms: Vec<f64>,
+}
+
+impl SpeakerStats {
+    /// Decode time over audio time: below 1 keeps up with the call.
+    pub fn real_time_factor(&self) -> f64 {
+        if self.audio_seconds > 0.0 {
+            self.decode_seconds / self.audio_seconds
+        } else {
+            0.0
+        }
+    }
 }
 
 /// Runs each speaker's transcriber on a thread of its own (Vosk decodes about 0.6× real time
@@ -127,14 +156,37 @@ pub fn transcribe(
         let speaker = transcriber.speaker();
         // A few seconds of audio in flight per speaker: enough to absorb a slow decode
         // without holding a whole file in memory.
-        let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Chunk>(64);
+        let (chunk_tx, chunk_rx) = mpsc::sync_channel::<(Chunk, Instant)>(64);
         let out = merge_tx.clone();
         std::thread::Builder::new()
             .name(format!("asr-{}", speaker.as_str()))
             .spawn(move || {
-                while let Ok(chunk) = chunk_rx.recv() {
-                    let decoded_to = chunk.at + chunk.samples.len() as f64 / f64::from(TARGET_RATE);
-                    for r in transcriber.feed(&chunk) {
+                let mut stats = SpeakerStats {
+                    speaker: Some(speaker),
+                    ..SpeakerStats::default()
+                };
+                // When the audio up to a call time arrived, for the endpoint delay.
+                let mut arrivals: VecDeque<(f64, Instant)> = VecDeque::new();
+                while let Ok((chunk, arrived)) = chunk_rx.recv() {
+                    let seconds = chunk.samples.len() as f64 / f64::from(TARGET_RATE);
+                    let decoded_to = chunk.at + seconds;
+                    arrivals.push_back((decoded_to, arrived));
+                    while arrivals.len() > 600 {
+                        arrivals.pop_front();
+                    }
+                    let started = Instant::now();
+                    let results = transcriber.feed(&chunk);
+                    let done = Instant::now();
+                    stats.audio_seconds += seconds;
+                    stats.decode_seconds += done.duration_since(started).as_secs_f64();
+                    for r in results {
+                        if let Recognized::Final { end, .. } = &r {
+                            if let Some((_, at)) = arrivals.iter().find(|(to, _)| *to >= *end) {
+                                stats
+                                    .endpoint_delay_ms
+                                    .push(done.duration_since(*at).as_secs_f64() * 1000.0);
+                            }
+                        }
                         let _ = out.send(Merge::Recognized(r));
                     }
                     let _ = out.send(Merge::Progress(speaker, decoded_to));
@@ -142,6 +194,7 @@ pub fn transcribe(
                 for r in transcriber.flush() {
                     let _ = out.send(Merge::Recognized(r));
                 }
+                let _ = out.send(Merge::Stats(stats));
                 let _ = out.send(Merge::Done(speaker));
             })?;
         workers.push((speaker, chunk_tx));
@@ -158,7 +211,7 @@ pub fn transcribe(
                         call_end = call_end
                             .max(chunk.at + chunk.samples.len() as f64 / f64::from(TARGET_RATE));
                         if let Some((_, tx)) = workers.iter().find(|(s, _)| *s == chunk.speaker) {
-                            if tx.send(chunk).is_err() {
+                            if tx.send((chunk, Instant::now())).is_err() {
                                 break;
                             }
                         }
@@ -198,6 +251,7 @@ pub enum Merge {
     Done(Speaker),
     Lost(Speaker, String),
     SourceEnded(f64),
+    Stats(SpeakerStats),
 }
 
 /// Puts the recognizers' results in order (see [`FinalOrder`]). Pure, so it is tested alone.
@@ -208,6 +262,7 @@ pub struct Merger {
     done: Vec<Speaker>,
     held: Vec<Recognized>,
     source_end: Option<f64>,
+    stats: Vec<SpeakerStats>,
 }
 
 impl Merger {
@@ -218,6 +273,7 @@ impl Merger {
             done: Vec::new(),
             held: Vec::new(),
             source_end: None,
+            stats: Vec::new(),
         }
     }
 
@@ -240,6 +296,7 @@ impl Merger {
             Merge::Done(speaker) => self.done.push(speaker),
             Merge::Lost(speaker, reason) => out.push(Transcribed::Lost { speaker, reason }),
             Merge::SourceEnded(t) => self.source_end = Some(t),
+            Merge::Stats(stats) => self.stats.push(stats),
         }
         self.release(&mut out);
         out
@@ -264,7 +321,10 @@ impl Merger {
         }
         if all_done {
             if let Some(call_end) = self.source_end.take() {
-                out.push(Transcribed::End { call_end });
+                out.push(Transcribed::End {
+                    call_end,
+                    stats: std::mem::take(&mut self.stats),
+                });
             }
         }
     }

@@ -237,11 +237,73 @@ mod overlay_model {
     }
 
     #[test]
+    fn latency_is_measured_from_the_utterance_sent_to_the_frame_that_draws_its_result() {
+        use agent_client::ui::latency::LatencyTracker;
+        use std::time::{Duration, Instant};
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut off = LatencyTracker::default();
+        off.sent(3.0, "x", false, at(0));
+        off.received(
+            &assist_protocol::ServerMessage::Card(card_at("a", 3.0)),
+            at(10),
+        );
+        off.frame_drawn(at(20));
+        assert!(off.final_to_card_drawn_ms.is_empty(), "off unless enabled");
+
+        let mut on = LatencyTracker::default();
+        on.enable();
+        on.sent(3.0, "我要退货", false, at(0));
+        on.sent(7.0, "这个产品稳赚", true, at(100));
+        on.sent(7.0, "这个产品稳赚不赔", true, at(150));
+        // A card for an utterance this client never sent is not measured.
+        on.received(
+            &assist_protocol::ServerMessage::Card(card_at("other", 99.0)),
+            at(30),
+        );
+        on.received(
+            &assist_protocol::ServerMessage::Card(card_at("refund", 3.0)),
+            at(40),
+        );
+        // A second card of the same final is not what the agent waited for.
+        on.received(
+            &assist_protocol::ServerMessage::Card(card_at("refund-2", 3.0)),
+            at(45),
+        );
+        let mut alert = match alert("forbidden", 7.0, Severity::Fatal) {
+            UiEvent::Server(assist_protocol::ServerMessage::Alert(a)) => a,
+            _ => unreachable!(),
+        };
+        alert.text = "这个产品稳赚".into();
+        on.received(&assist_protocol::ServerMessage::Alert(alert), at(170));
+        assert!(on.final_to_card_drawn_ms.is_empty(), "not drawn yet");
+        on.frame_drawn(at(180));
+        assert_eq!(on.final_to_card_received_ms, [40.0]);
+        assert_eq!(on.final_to_card_drawn_ms, [180.0]);
+        assert_eq!(
+            on.partial_to_alert_drawn_ms,
+            [80.0],
+            "from the partial that had the phrase"
+        );
+    }
+
+    fn card_at(id: &str, t: f64) -> assist_protocol::Card {
+        match card(id) {
+            UiEvent::Server(assist_protocol::ServerMessage::Card(mut c)) => {
+                c.t = t;
+                c
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
     fn partials_are_replaced_by_their_final_in_the_transcript_tail() {
         let mut model = OverlayModel::default();
         let line = |text: &str, partial| UiEvent::Transcript {
             speaker: Speaker::Customer,
             text: text.into(),
+            start: 3.0,
             partial,
         };
         model.apply(line("我想", true));
@@ -340,7 +402,7 @@ mod sequencing {
                 Transcribed::Recognized(Recognized::Final { text, .. })
                 | Transcribed::Recognized(Recognized::Partial { text, .. }) => text.clone(),
                 Transcribed::Lost { reason, .. } => format!("lost: {reason}"),
-                Transcribed::End { call_end } => format!("end {call_end}"),
+                Transcribed::End { call_end, .. } => format!("end {call_end}"),
             })
             .collect()
     }

@@ -4,6 +4,7 @@
 
 pub mod fonts;
 pub mod i18n;
+pub mod latency;
 pub mod model;
 pub mod overlay;
 

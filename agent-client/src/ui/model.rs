@@ -1,11 +1,13 @@
 //! What the overlay shows, as plain data: updated from the server's events and the local
 //! transcription, read by the window each frame. No egui here, so it is tested directly.
 
+use super::latency::LatencyTracker;
 use assist_protocol::{
     Alert, Card, CardAction, CardKind, EmotionLabel, ErrorCode, ServerMessage, Severity, Speaker,
     Summary,
 };
 use std::collections::VecDeque;
+use std::time::Instant;
 
 /// Lines of transcript kept for the tail.
 pub const TRANSCRIPT_LINES: usize = 6;
@@ -25,6 +27,8 @@ pub enum UiEvent {
     Transcript {
         speaker: Speaker,
         text: String,
+        /// Call seconds the utterance starts at.
+        start: f64,
         partial: bool,
     },
     /// Connection state, device trouble, model problems: shown in the status line.
@@ -66,6 +70,8 @@ pub struct OverlayModel {
     pub collapsed: bool,
     /// Card feedback the window produced, for the link to send.
     pub feedback: Vec<(String, CardAction)>,
+    /// Utterance-to-screen latencies, when measured (`--metrics`).
+    pub latency: LatencyTracker,
 }
 
 fn slot(speaker: Speaker) -> usize {
@@ -78,12 +84,21 @@ fn slot(speaker: Speaker) -> usize {
 impl OverlayModel {
     pub fn apply(&mut self, event: UiEvent) {
         match event {
-            UiEvent::Server(message) => self.server(message),
+            UiEvent::Server(message) => {
+                if self.latency.is_enabled() {
+                    self.latency.received(&message, Instant::now());
+                }
+                self.server(message)
+            }
             UiEvent::Transcript {
                 speaker,
                 text,
+                start,
                 partial,
             } => {
+                if self.latency.is_enabled() {
+                    self.latency.sent(start, &text, partial, Instant::now());
+                }
                 if partial {
                     self.partial[slot(speaker)] = Some(text);
                 } else {

@@ -98,6 +98,7 @@ impl eframe::App for Overlay {
             .exact_height(BAR_HEIGHT)
             .show(ctx, |ui| self.bar(ctx, ui, &mut model));
         if model.collapsed {
+            // Cards and alerts are not on screen: their latency is not measured yet.
             return;
         }
         egui::CentralPanel::default().show(ctx, |ui| {
@@ -116,6 +117,7 @@ impl eframe::App for Overlay {
         for (id, action) in model.feedback.drain(..) {
             (self.feedback)(id, action);
         }
+        model.latency.frame_drawn(std::time::Instant::now());
     }
 }
 
