@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # The product, end to end on this machine: the assist server with the default pack, and a
-# sample Chinese call played through the live WebSocket path by the agent client, showing the
-# alerts, emotion and cards an agent would see. Usage: scripts/demo.sh [CALL.jsonl] [SPEED]
+# sample Chinese call played through the live WebSocket path by the agent client.
+#
+# With a display (DISPLAY or WAYLAND_DISPLAY set) the agent's overlay window opens, always on
+# top, and follows the call: transcript tail, customer emotion, alerts (fatal ones in red until
+# acknowledged), script cards and knowledge snippets; it closes 20 s after the call ends.
+# Without one (or with --headless) the same events are printed as text.
+#
+# Usage: scripts/demo.sh [--headless] [CALL.jsonl] [SPEED]     (SPEED: 2 for the window, 8 headless)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+headless=
+if [ "${1:-}" = "--headless" ]; then headless=1; shift; fi
+if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then headless=1; fi
 call="${1:-samples/zh_demo_call.jsonl}"
-speed="${2:-8}"
+speed="${2:-$([ -n "$headless" ] && echo 8 || echo 2)}"
 
 cargo build --release --locked -p assist-server -p agent-client
 log=$(mktemp)
@@ -18,7 +27,12 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 addr=$(sed -n 's/^listening on //p' "$log.out")
-echo "assist-server on ws://$addr/ws — playing $call at ${speed}x"
-echo
-./target/release/agent-client --headless --pretty --realtime --speed "$speed" \
-  --server "ws://$addr/ws" --agent-id agent-demo --transcript "$call"
+common=(--realtime --speed "$speed" --server "ws://$addr/ws" --agent-id agent-demo --transcript "$call")
+if [ -n "$headless" ]; then
+  echo "assist-server on ws://$addr/ws — playing $call at ${speed}x (no display: printing events)"
+  echo
+  ./target/release/agent-client --headless --pretty "${common[@]}"
+else
+  echo "assist-server on ws://$addr/ws — the overlay follows $call at ${speed}x"
+  ./target/release/agent-client --linger 20 "${common[@]}"
+fi
