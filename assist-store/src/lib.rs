@@ -85,8 +85,9 @@ pub trait CallStore: Send + Sync {
     /// the end of the call counts as ignored.
     fn record_card_action(&self, call_id: &str, card_id: &str, action: CardAction) -> Result<()>;
 
-    /// Ends the call with the engine's summary and flushes everything to disk. Ending an ended
-    /// call again replaces its summary and end time.
+    /// Ends the call with the engine's summary and flushes everything to disk (with the default
+    /// durability). Ending an ended call again replaces its summary and end time. Append the
+    /// events the engine emits at the end before calling this.
     fn end_call(&self, call_id: &str, summary: &Summary, ended_at: UnixMs) -> Result<()>;
 
     /// The call's metadata, if it exists.

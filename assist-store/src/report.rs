@@ -16,13 +16,11 @@ pub(crate) fn build_report<'a>(
     query: &ReportQuery,
     rows: impl Iterator<Item = &'a CallRow>,
 ) -> Report {
-    let mut groups: BTreeMap<String, Accumulator> = BTreeMap::new();
+    let mut groups: HashMap<GroupKey<'a>, Accumulator<'a>> = HashMap::new();
     let mut totals = Accumulator::default();
     let mut rules: BTreeMap<&'a str, (u64, u64, u64)> = BTreeMap::new();
     for row in rows {
-        for key in group_keys(query, row) {
-            groups.entry(key).or_default().add(row);
-        }
+        for_each_group_key(query, row, |key| groups.entry(key).or_default().add(row));
         totals.add(row);
         for (rule, count) in &row.rule_hits {
             rules.entry(rule.as_str()).or_default().0 += u64::from(*count);
@@ -35,10 +33,14 @@ pub(crate) fn build_report<'a>(
     }
     Report {
         group_by: query.group_by,
-        groups: groups
-            .into_iter()
-            .map(|(key, acc)| acc.finish(key, query.top))
-            .collect(),
+        groups: {
+            let mut groups: Vec<ReportGroup> = groups
+                .into_iter()
+                .map(|(key, acc)| acc.finish(key.render(), query.top))
+                .collect();
+            groups.sort_by(|a, b| a.key.cmp(&b.key));
+            groups
+        },
         totals: totals.finish("total".to_string(), query.top),
         rule_precision: rules
             .into_iter()
@@ -71,24 +73,42 @@ pub(crate) fn score_stats<'a>(rows: impl Iterator<Item = &'a CallRow>) -> ScoreS
     stats
 }
 
-/// The group(s) a row belongs to.
-fn group_keys(query: &ReportQuery, row: &CallRow) -> Vec<String> {
-    let local_ms = row.started_at + i64::from(query.utc_offset_minutes) * 60_000;
-    match query.group_by {
-        GroupBy::Agent => vec![row.agent_id.clone()],
-        GroupBy::Team => vec![row.team.clone().unwrap_or_else(|| "none".to_string())],
-        GroupBy::Day => vec![day_key(local_ms.div_euclid(MS_PER_DAY))],
-        GroupBy::Week => {
-            let days = local_ms.div_euclid(MS_PER_DAY);
-            // 1970-01-01 was a Thursday: Monday-based weekday = (days + 3) mod 7.
-            vec![day_key(days - (days + 3).rem_euclid(7))]
+/// A report group's key, borrowed from the row (rendered once per group, not once per row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum GroupKey<'a> {
+    Text(&'a str),
+    /// Days since 1970-01-01 in local time.
+    Day(i64),
+}
+
+impl GroupKey<'_> {
+    fn render(self) -> String {
+        match self {
+            GroupKey::Text(text) => text.to_string(),
+            GroupKey::Day(days) => day_key(days),
         }
-        GroupBy::Channel => vec![match row.channel {
-            Channel::Voice => "voice".to_string(),
-            Channel::Chat => "chat".to_string(),
-        }],
-        GroupBy::Category if row.hits.is_empty() => vec!["none".to_string()],
-        GroupBy::Category => row.hits.keys().cloned().collect(),
+    }
+}
+
+/// Calls `f` with each group a row belongs to (one, or one per category hit).
+fn for_each_group_key<'a>(query: &ReportQuery, row: &'a CallRow, mut f: impl FnMut(GroupKey<'a>)) {
+    let local_day =
+        || (row.started_at + i64::from(query.utc_offset_minutes) * 60_000).div_euclid(MS_PER_DAY);
+    match query.group_by {
+        GroupBy::Agent => f(GroupKey::Text(&row.agent_id)),
+        GroupBy::Team => f(GroupKey::Text(row.team.as_deref().unwrap_or("none"))),
+        GroupBy::Day => f(GroupKey::Day(local_day())),
+        GroupBy::Week => {
+            let days = local_day();
+            // 1970-01-01 was a Thursday: Monday-based weekday = (days + 3) mod 7.
+            f(GroupKey::Day(days - (days + 3).rem_euclid(7)))
+        }
+        GroupBy::Channel => f(GroupKey::Text(match row.channel {
+            Channel::Voice => "voice",
+            Channel::Chat => "chat",
+        })),
+        GroupBy::Category if row.hits.is_empty() => f(GroupKey::Text("none")),
+        GroupBy::Category => row.hits.keys().for_each(|c| f(GroupKey::Text(c))),
     }
 }
 
@@ -112,23 +132,23 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// Running sums of one group.
+/// Running sums of one group. Keys borrow from the rows: no allocation per row.
 #[derive(Default)]
-struct Accumulator {
+struct Accumulator<'a> {
     calls: u64,
     scored: u64,
     score_sum: u64,
     histogram: [u64; 10],
-    hits: BTreeMap<String, u64>,
+    hits: HashMap<&'a str, u64>,
     handled: u64,
     handle_ms: i64,
-    adoption: BTreeMap<String, Adoption>,
-    intents: HashMap<String, u64>,
-    complaints: HashMap<String, u64>,
+    adoption: HashMap<&'a str, Adoption>,
+    intents: HashMap<&'a str, u64>,
+    complaints: HashMap<&'a str, u64>,
 }
 
-impl Accumulator {
-    fn add(&mut self, row: &CallRow) {
+impl<'a> Accumulator<'a> {
+    fn add(&mut self, row: &'a CallRow) {
         self.calls += 1;
         if let Some(score) = row.score() {
             self.scored += 1;
@@ -136,22 +156,22 @@ impl Accumulator {
             self.histogram[histogram_bucket(score)] += 1;
         }
         for (category, count) in &row.hits {
-            *self.hits.entry(category.clone()).or_default() += u64::from(*count);
+            *self.hits.entry(category.as_str()).or_default() += u64::from(*count);
         }
         if let Some(ms) = row.handle_time_ms() {
             self.handled += 1;
             self.handle_ms += ms;
         }
         for (script, (shown, used)) in &row.scripts {
-            let entry = self.adoption.entry(script.clone()).or_default();
+            let entry = self.adoption.entry(script.as_str()).or_default();
             entry.shown += u64::from(*shown);
             entry.used += u64::from(*used);
         }
         for intent in &row.intents {
-            *self.intents.entry(intent.clone()).or_default() += 1;
+            *self.intents.entry(intent.as_str()).or_default() += 1;
         }
         for reason in &row.complaint_reasons {
-            *self.complaints.entry(reason.clone()).or_default() += 1;
+            *self.complaints.entry(reason.as_str()).or_default() += 1;
         }
     }
 
@@ -162,14 +182,18 @@ impl Accumulator {
             scored_calls: self.scored,
             avg_score: (self.scored > 0).then(|| self.score_sum as f64 / self.scored as f64),
             score_histogram: self.histogram,
-            hits_by_category: self.hits,
+            hits_by_category: owned(self.hits),
             avg_handle_time_secs: (self.handled > 0)
                 .then(|| self.handle_ms as f64 / 1000.0 / self.handled as f64),
-            card_adoption: self.adoption,
+            card_adoption: owned(self.adoption),
             top_intents: top_n(self.intents, top),
             top_complaints: top_n(self.complaints, top),
         }
     }
+}
+
+fn owned<V>(map: HashMap<&str, V>) -> BTreeMap<String, V> {
+    map.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
 /// The histogram bucket of a score: 0-9 -> 0, ..., 90-100 -> 9.
@@ -178,11 +202,11 @@ pub(crate) fn histogram_bucket(score: u32) -> usize {
 }
 
 /// The `n` most frequent, most frequent first, ties by name.
-fn top_n(counts: HashMap<String, u64>, n: usize) -> Vec<(String, u64)> {
-    let mut all: Vec<(String, u64)> = counts.into_iter().collect();
-    all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+fn top_n(counts: HashMap<&str, u64>, n: usize) -> Vec<(String, u64)> {
+    let mut all: Vec<(&str, u64)> = counts.into_iter().collect();
+    all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
     all.truncate(n);
-    all
+    all.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
 /// Renders a report as CSV: a header row, one row per group, then a `total` row.

@@ -2,6 +2,7 @@
 
 use super::{
     call_key, call_prefix, check_id, decode, encode, key_suffix, read_u64, RowCache, SledStore,
+    Write,
 };
 use crate::call::*;
 use crate::error::{Result, StoreError};
@@ -30,9 +31,6 @@ pub(super) struct VerdictRecord {
     rule: String,
     verdict: Verdict,
 }
-
-/// A write of one key: `None` removes it.
-type Write<'a> = (&'a Tree, Vec<u8>, Option<Vec<u8>>);
 
 impl SledStore {
     // -- Writes while the call runs -------------------------------------------------------------
@@ -219,9 +217,7 @@ impl SledStore {
         ])?;
         cache.put(row);
         drop(cache);
-        // The end of a call is always made durable, whatever the durability option.
-        self.db.flush()?;
-        Ok(())
+        self.durable()
     }
 
     /// Writes keys of a call together with its updated row, and puts the row in the cache.
@@ -638,7 +634,7 @@ pub(super) fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || !text.is_ascii() {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }
     (0..text.len())

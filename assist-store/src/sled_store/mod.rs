@@ -35,8 +35,8 @@ pub enum Durability {
     /// change) is flushed before the method returns: a crash loses nothing acknowledged.
     #[default]
     EveryWrite,
-    /// sled's background flush (every 500 ms) plus a flush at the end of each call: for batch
-    /// imports and benchmarks.
+    /// sled's background flush only (every 500 ms): a crash may lose the last half second.
+    /// For batch imports and benchmarks; call [`CallStore::flush`] when done.
     Periodic,
 }
 
@@ -149,8 +149,11 @@ impl Trees {
     }
 }
 
+/// A write of one key in a tree: `None` removes it.
+type Write<'a> = (&'a Tree, Vec<u8>, Option<Vec<u8>>);
+
 /// The key of the schema version in the `meta` tree (value: u32 big-endian).
-pub const SCHEMA_KEY: &[u8] = b"schema_version";
+const SCHEMA_KEY: &[u8] = b"schema_version";
 
 impl SledStore {
     /// Opens (creating if missing) the store in `dir` with default options.
@@ -249,7 +252,7 @@ impl SledStore {
     }
 
     /// Applies writes to several trees atomically.
-    fn atomic(&self, writes: &[(&Tree, Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+    fn atomic(&self, writes: &[Write<'_>]) -> Result<()> {
         let mut trees: Vec<&Tree> = Vec::new();
         let mut ops = Vec::with_capacity(writes.len());
         for (tree, key, value) in writes {

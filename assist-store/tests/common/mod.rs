@@ -25,8 +25,7 @@ pub fn options() -> StoreOptions {
     }
 }
 
-/// Options for bulk-loading generated calls: no flush per write (the end of a call still
-/// flushes).
+/// Options for bulk-loading generated calls: no flush per write.
 pub fn bulk_options() -> StoreOptions {
     StoreOptions {
         durability: Durability::Periodic,
