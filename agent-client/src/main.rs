@@ -45,6 +45,13 @@ struct Args {
     agent_id: Option<String>,
     #[arg(long, env = "ASSIST_TOKEN")]
     token: Option<String>,
+    /// Sign in with this username over the server's REST API (password from ASSIST_PASSWORD or
+    /// --password-file); the username is the agent id.
+    #[arg(long, env = "ASSIST_USERNAME", conflicts_with = "token")]
+    username: Option<String>,
+    /// A file whose first line is the password (instead of ASSIST_PASSWORD).
+    #[arg(long)]
+    password_file: Option<PathBuf>,
     /// Call id; a new one is made when not given.
     #[arg(long)]
     call_id: Option<String>,
@@ -116,6 +123,8 @@ struct FileSettings {
     server: Option<String>,
     agent_id: Option<String>,
     token: Option<String>,
+    username: Option<String>,
+    password_file: Option<PathBuf>,
     language: Option<String>,
     ui_lang: Option<String>,
     model: Option<PathBuf>,
@@ -132,6 +141,8 @@ impl Args {
         self.server = self.server.or(file.server);
         self.agent_id = self.agent_id.or(file.agent_id);
         self.token = self.token.or(file.token);
+        self.username = self.username.or(file.username);
+        self.password_file = self.password_file.or(file.password_file);
         self.language = self.language.or(file.language);
         self.ui_lang = self.ui_lang.or(file.ui_lang);
         self.model = self.model.or(file.model);
@@ -208,10 +219,12 @@ fn run(args: Args) -> Result<()> {
             .clone()
             .unwrap_or_else(|| "ws://127.0.0.1:7700/ws".to_string()),
         agent_id: args
-            .agent_id
+            .username
             .clone()
+            .or_else(|| args.agent_id.clone())
             .unwrap_or_else(|| "agent-demo".to_string()),
         token: args.token.clone().unwrap_or_default(),
+        credentials: credentials(&args)?,
         call_id: args.call_id.clone().unwrap_or_else(new_call_id),
         language: language.clone(),
         channel: if args.chat {
@@ -587,6 +600,16 @@ async fn consume(
                     sink.send(UiEvent::Server(message));
                 }
             }
+            Incoming::SignedIn(account) => {
+                let team = account.team.as_deref().unwrap_or("-");
+                let text = format!("signed in: {} ({team})", account.display_name);
+                tracing::info!(username = %account.username, %team, "signed in");
+                if headless {
+                    eprintln!("{text}");
+                } else {
+                    sink.status(text, false);
+                }
+            }
             Incoming::Connected {
                 last_seq,
                 pack_version,
@@ -619,6 +642,25 @@ async fn consume(
         }
     }
     Ok(())
+}
+
+/// The sign-in credentials when `--username` is given; the password never comes from a flag.
+fn credentials(args: &Args) -> Result<Option<link::Credentials>> {
+    let Some(username) = args.username.clone() else {
+        return Ok(None);
+    };
+    let password = match &args.password_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the password file {}", path.display()))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        None => std::env::var("ASSIST_PASSWORD").map_err(|_| {
+            anyhow::anyhow!("--username {username} needs a password: set ASSIST_PASSWORD or pass --password-file")
+        })?,
+    };
+    Ok(Some(link::Credentials { username, password }))
 }
 
 fn print_devices() -> Result<()> {

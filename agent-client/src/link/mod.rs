@@ -10,8 +10,10 @@ use assist_protocol::{
     Channel, ClientMessage, ErrorCode, ServerMessage, Utterance, PROTOCOL_VERSION,
 };
 use futures_util::{SinkExt, StreamExt};
+pub mod account;
 pub mod outbox;
 
+pub use account::{Account, AccountError, Credentials};
 pub use outbox::{Outbox, OutboxLimits};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,7 +26,10 @@ pub struct LinkConfig {
     /// `ws://127.0.0.1:7700/ws`
     pub url: String,
     pub agent_id: String,
+    /// A token for the hello; empty when the link signs in with `credentials`.
     pub token: String,
+    /// Sign in over REST for a token (and again when the server refuses it).
+    pub credentials: Option<Credentials>,
     pub call_id: String,
     pub language: String,
     pub channel: Channel,
@@ -52,6 +57,8 @@ pub enum Outgoing {
 /// What the link reports.
 #[derive(Debug, Clone)]
 pub enum Incoming {
+    /// Signed in over REST (when the link has credentials).
+    SignedIn(Account),
     Connected {
         last_seq: u64,
         pack_version: String,
@@ -100,20 +107,55 @@ pub async fn run(
     let mut producer_open = true;
     let mut attempt = 0u32;
     let mut disconnected_since = std::time::Instant::now();
+    let mut token = config.token.clone();
+    let mut fresh_token = false;
     loop {
-        match session(
-            &config,
-            &mut outgoing,
-            &incoming,
-            &mut outbox,
-            &mut ending,
-            &mut producer_open,
-        )
-        .await
-        {
+        let signed_in = match (&config.credentials, token.is_empty()) {
+            (Some(credentials), true) => match account::sign_in(&config.url, credentials).await {
+                Ok(account) => {
+                    token = account.token.clone();
+                    fresh_token = true;
+                    let _ = incoming.send(Incoming::SignedIn(account)).await;
+                    Ok(())
+                }
+                Err(e) if e.is_final() => {
+                    let _ = incoming.send(Incoming::Failed(e.to_string())).await;
+                    return;
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            _ => Ok(()),
+        };
+        let ended = match signed_in {
+            Err(reason) => SessionEnd::Dropped {
+                reason,
+                was_connected: false,
+            },
+            Ok(()) => {
+                session(
+                    &config,
+                    &token,
+                    &mut outgoing,
+                    &incoming,
+                    &mut outbox,
+                    &mut ending,
+                    &mut producer_open,
+                )
+                .await
+            }
+        };
+        match ended {
             SessionEnd::Finished => {
                 let _ = incoming.send(Incoming::Finished).await;
                 return;
+            }
+            SessionEnd::TokenRefused(reason) => {
+                // An expired token: sign in again, at once — unless it was just issued.
+                if config.credentials.is_none() || fresh_token {
+                    let _ = incoming.send(Incoming::Failed(reason)).await;
+                    return;
+                }
+                token.clear();
             }
             SessionEnd::Fatal(reason) => {
                 let _ = incoming.send(Incoming::Failed(reason)).await;
@@ -125,6 +167,7 @@ pub async fn run(
                 was_connected,
             } => {
                 if was_connected {
+                    fresh_token = false;
                     attempt = 0;
                     disconnected_since = std::time::Instant::now();
                 }
@@ -168,9 +211,14 @@ pub async fn run(
 
 enum SessionEnd {
     Finished,
+    /// The hello's token was refused.
+    TokenRefused(String),
     Fatal(String),
     ProducerGone,
-    Dropped { reason: String, was_connected: bool },
+    Dropped {
+        reason: String,
+        was_connected: bool,
+    },
 }
 
 /// A call id as a file name: anything but letters, digits, `-` and `_` becomes `_`.
@@ -221,6 +269,7 @@ async fn buffer(
 
 async fn session(
     config: &LinkConfig,
+    token: &str,
     outgoing: &mut mpsc::Receiver<Outgoing>,
     incoming: &mpsc::Sender<Incoming>,
     outbox: &mut Outbox,
@@ -238,7 +287,7 @@ async fn session(
     let hello = ClientMessage::Hello {
         version: PROTOCOL_VERSION,
         agent_id: config.agent_id.clone(),
-        token: config.token.clone(),
+        token: token.to_string(),
         call_id: config.call_id.clone(),
         language: config.language.clone(),
         channel: config.channel,
@@ -264,9 +313,12 @@ async fn session(
                     break last_seq;
                 }
                 Ok(ServerMessage::Error { code, message, .. }) => {
-                    return SessionEnd::Fatal(format!(
-                        "the server refused the call ({code:?}): {message}"
-                    ));
+                    let reason = format!("the server refused the call ({code:?}): {message}");
+                    return if code == ErrorCode::Unauthorized {
+                        SessionEnd::TokenRefused(reason)
+                    } else {
+                        SessionEnd::Fatal(reason)
+                    };
                 }
                 Ok(_) => continue,
                 Err(e) => return dropped(format!("unreadable reply to hello: {e}"), false),
