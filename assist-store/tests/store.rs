@@ -82,6 +82,52 @@ fn a_call_written_during_the_call_survives_a_crash_before_it_ends() {
     assert_eq!(row.intents, vec!["refund".to_string()]);
 }
 
+/// Set in the child process of [`a_killed_server_loses_nothing_it_acknowledged`].
+const CHILD_DIR_VAR: &str = "ASSIST_STORE_TEST_CHILD_DIR";
+
+#[test]
+fn a_killed_server_loses_nothing_it_acknowledged() {
+    if let Ok(dir) = std::env::var(CHILD_DIR_VAR) {
+        // The child: accept a few utterances, then die without unwinding or dropping the store.
+        let store = open(std::path::Path::new(&dir));
+        store
+            .begin_call(&meta("c1", "ann", None, T0))
+            .expect("begin");
+        for seq in 1..=5u64 {
+            store
+                .append_turn(
+                    "c1",
+                    &line(seq, Speaker::Agent, "好的", seq as f64),
+                    &[alert(seq as f64, "r", "abuse")],
+                )
+                .expect("turn");
+        }
+        std::process::abort();
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "a_killed_server_loses_nothing_it_acknowledged",
+            "--test-threads=1",
+        ])
+        .env(CHILD_DIR_VAR, dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("child runs");
+    assert!(!status.success(), "the child aborts");
+    // With Durability::Periodic in the child this fails: the flush per write is what saves it.
+    let store = open(dir.path());
+    let call = store
+        .get_call("c1")
+        .expect("read")
+        .expect("the call survived");
+    assert_eq!(call.lines.len(), 5);
+    assert_eq!(call.alerts.len(), 5);
+    assert_eq!(store.call_row("c1").expect("row").map(|r| r.lines), Some(5));
+}
+
 #[test]
 fn appending_the_same_lines_and_events_twice_stores_them_once() {
     let (_dir, store) = temp_store();
