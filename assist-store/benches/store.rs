@@ -56,6 +56,12 @@ const INTENTS: [&str; 6] = [
 ];
 
 fn main() {
+    // `cargo test --all-targets` runs bench binaries without `--bench`: skip, as the
+    // workspace's other benchmarks do.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("benchmark skipped (run it with `cargo bench -p assist-store --bench store`)");
+        return;
+    }
     let calls: usize = std::env::var("ASSIST_BENCH_CALLS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -75,6 +81,7 @@ fn main() {
         "assist-store bench: {calls} calls + one one-hour call, data in {}",
         dir.display()
     );
+    println!("load average before: {}", load_average());
     let store = SledStore::open_with(&dir, bulk.clone()).expect("open");
     let started = Instant::now();
     let mut rng = Rng(0x5EED);
@@ -211,6 +218,7 @@ fn main() {
         store.report(&week_by_team).expect("report").totals.calls
     });
     drop(store);
+    println!("load average after the reads: {}", load_average());
 
     // The live path: one utterance + its events, flushed before the ack.
     let live_dir = holder.path().join("live");
@@ -239,6 +247,12 @@ fn main() {
             .expect("turn")
         },
     );
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// Runs `op` `runs` times (after a few warm-up runs) and prints p50/p99.

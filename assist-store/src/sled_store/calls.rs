@@ -84,7 +84,7 @@ impl SledStore {
         }
         let new_events = fresh.len();
         let mut cache = self.cache_write();
-        if let Some(row) = cache.get_mut(call_id) {
+        let updated = cache.update(call_id, |row| {
             if new_line {
                 row.lines += 1;
             }
@@ -96,10 +96,10 @@ impl SledStore {
                     Fresh::Summary(summary) => row.apply_summary(summary),
                 }
             }
-            if row.status == CallStatus::Ended {
-                // Events after the end (rare): keep the stored row in step.
-                self.t.rows.insert(call_id.as_bytes(), encode(row)?)?;
-            }
+        });
+        if let Some(row) = updated.filter(|r| r.status == CallStatus::Ended) {
+            // Events after the end (rare): keep the stored row in step.
+            self.t.rows.insert(call_id.as_bytes(), encode(row)?)?;
         }
         drop(cache);
         self.durable()?;
@@ -532,8 +532,7 @@ impl SledStore {
     pub(super) fn purge_ended_before_impl(&self, cutoff: UnixMs) -> Result<usize> {
         let doomed: Vec<String> = self
             .cache_read()
-            .rows
-            .iter()
+            .rows()
             .filter(|r| r.status == CallStatus::Ended && r.ended_at.is_some_and(|e| e < cutoff))
             .map(|r| r.call_id.clone())
             .collect();

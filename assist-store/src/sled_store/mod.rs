@@ -11,6 +11,7 @@
 //! the call's data when the store is opened, so a crash never leaves a stale row.
 
 mod accounts;
+mod cache;
 mod calls;
 mod console;
 
@@ -20,11 +21,11 @@ use crate::error::{Result, StoreError};
 use crate::query::*;
 use crate::{CallStore, SCHEMA_VERSION};
 use assist_protocol::{CardAction, Event, Summary};
+use cache::RowCache;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sled::transaction::{TransactionError, Transactional};
 use sled::{Db, Tree};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -323,84 +324,6 @@ fn check_schema(meta: &Tree, path: &Path) -> Result<()> {
             }
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The in-memory rows
-
-/// Every call's row, sorted by (started_at, call id), with an index by call id.
-#[derive(Default)]
-struct RowCache {
-    rows: Vec<CallRow>,
-    started: HashMap<String, UnixMs>,
-}
-
-impl RowCache {
-    fn from_rows(mut rows: Vec<CallRow>) -> RowCache {
-        rows.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
-        let started = rows
-            .iter()
-            .map(|r| (r.call_id.clone(), r.started_at))
-            .collect();
-        RowCache { rows, started }
-    }
-
-    fn position(&self, call_id: &str) -> Option<usize> {
-        let started = *self.started.get(call_id)?;
-        self.rows
-            .binary_search_by(|r| order_key(r).cmp(&(started, call_id)))
-            .ok()
-    }
-
-    fn get(&self, call_id: &str) -> Option<&CallRow> {
-        self.position(call_id).map(|i| &self.rows[i])
-    }
-
-    fn get_mut(&mut self, call_id: &str) -> Option<&mut CallRow> {
-        self.position(call_id).map(|i| &mut self.rows[i])
-    }
-
-    fn contains(&self, call_id: &str) -> bool {
-        self.started.contains_key(call_id)
-    }
-
-    /// Inserts or replaces a row (its start time must not change).
-    fn put(&mut self, row: CallRow) {
-        if let Some(i) = self.position(&row.call_id) {
-            self.rows[i] = row;
-            return;
-        }
-        let at = self
-            .rows
-            .partition_point(|r| order_key(r) < (row.started_at, row.call_id.as_str()));
-        self.started.insert(row.call_id.clone(), row.started_at);
-        self.rows.insert(at, row);
-    }
-
-    fn remove(&mut self, call_id: &str) -> Option<CallRow> {
-        let i = self.position(call_id)?;
-        self.started.remove(call_id);
-        Some(self.rows.remove(i))
-    }
-
-    /// Rows matching the filter, newest first.
-    fn matching<'a>(&'a self, filter: &'a CallFilter) -> impl Iterator<Item = &'a CallRow> + 'a {
-        // Rows are sorted by start time: narrow the date range by binary search first.
-        let low = filter
-            .from
-            .map_or(0, |from| self.rows.partition_point(|r| r.started_at < from));
-        let high = filter.to.map_or(self.rows.len(), |to| {
-            self.rows.partition_point(|r| r.started_at < to)
-        });
-        self.rows[low..high.max(low)]
-            .iter()
-            .rev()
-            .filter(move |r| filter.matches(r))
-    }
-}
-
-fn order_key(row: &CallRow) -> (UnixMs, &str) {
-    (row.started_at, row.call_id.as_str())
 }
 
 // ---------------------------------------------------------------------------------------------
