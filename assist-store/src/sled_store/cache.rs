@@ -69,8 +69,10 @@ impl Interner {
 impl RowCache {
     pub(super) fn from_rows(mut rows: Vec<CallRow>) -> RowCache {
         rows.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
-        let mut cache = RowCache::default();
-        cache.keys = Vec::with_capacity(rows.len());
+        let mut cache = RowCache {
+            keys: Vec::with_capacity(rows.len()),
+            ..RowCache::default()
+        };
         for row in &rows {
             let key = cache.key_of(row);
             cache.keys.push(key);
