@@ -315,7 +315,7 @@ fn meta(call_id: &str, agent: u64, started_at: i64) -> CallMeta {
         call_id: call_id.to_string(),
         agent_id: format!("agent-{agent:04}"),
         team: Some(format!("team-{:02}", agent % TEAMS)),
-        channel: if agent % 4 == 0 {
+        channel: if agent.is_multiple_of(4) {
             Channel::Chat
         } else {
             Channel::Voice
@@ -331,7 +331,7 @@ fn meta(call_id: &str, agent: u64, started_at: i64) -> CallMeta {
 fn line(seq: u64, t: f64, text: &str) -> StoredLine {
     StoredLine {
         seq,
-        speaker: if seq % 2 == 0 {
+        speaker: if seq.is_multiple_of(2) {
             Speaker::Customer
         } else {
             Speaker::Agent
@@ -416,7 +416,7 @@ fn write_generated_call(store: &SledStore, rng: &mut Rng, i: usize) {
     for seq in 1..=7u64 {
         let t = seq as f64 * 20.0;
         let mut events = Vec::new();
-        if seq % 2 == 0 {
+        if seq.is_multiple_of(2) {
             events.push(emotion(t, labels[rng.below(3) as usize]));
         }
         if rng.below(6) == 0 {
@@ -457,13 +457,13 @@ fn write_long_call(store: &SledStore) {
     for seq in 1..=1_500u64 {
         let t = seq as f64 * 2.4;
         let mut events = Vec::new();
-        if seq % 2 == 0 {
+        if seq.is_multiple_of(2) {
             events.push(emotion(t, EmotionLabel::Neutral));
         }
-        if seq % 15 == 0 {
+        if seq.is_multiple_of(15) {
             events.push(alert(t, seq as usize));
         }
-        if seq % 8 == 0 {
+        if seq.is_multiple_of(8) {
             events.push(script(t, &format!("script-{seq}")));
         }
         store

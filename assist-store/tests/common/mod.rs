@@ -265,7 +265,7 @@ pub fn write_call(store: &dyn CallStore, call: &GenCall) {
     meta.channel = call.channel;
     store.begin_call(&meta).expect("begin");
     for seq in 1..=call.lines {
-        let speaker = if seq % 2 == 0 {
+        let speaker = if seq.is_multiple_of(2) {
             Speaker::Customer
         } else {
             Speaker::Agent
