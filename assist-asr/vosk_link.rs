@@ -1,11 +1,12 @@
-//! Links libvosk. The library comes from the `vosk` wheel on PyPI (scripts/fetch-libvosk.sh puts
-//! it in .tools/vosk/); `VOSK_LIB_DIR` points elsewhere. The binary gets an rpath to that folder
-//! and to its own folder, so it runs without LD_LIBRARY_PATH.
+// Links libvosk; `include!`d by the build scripts of every crate whose binaries or tests link it
+// (assist-asr, agent-client, assist-server). The library comes from the `vosk` wheel on PyPI
+// (scripts/fetch-libvosk.sh puts it in .tools/vosk/); `VOSK_LIB_DIR` points elsewhere. Binaries
+// get an rpath to that folder and to their own folder, so they run without LD_LIBRARY_PATH.
 
-use std::path::PathBuf;
-use std::process::Command;
+fn link_vosk() {
+    use std::path::PathBuf;
+    use std::process::Command;
 
-fn main() {
     println!("cargo:rerun-if-env-changed=VOSK_LIB_DIR");
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let root = manifest.parent().expect("workspace root").to_path_buf();

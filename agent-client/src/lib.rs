@@ -6,7 +6,7 @@
 //! an utterance), and what comes back shown in the overlay ([`ui`]) or printed headless.
 //! Audio never leaves the machine: only text is sent.
 
-pub mod asr;
+pub use assist_asr::asr;
 pub mod audio;
 pub mod link;
 pub mod metrics;

