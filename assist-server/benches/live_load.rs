@@ -31,8 +31,8 @@
 mod support;
 
 use assist_protocol::{ClientMessage, ServerMessage, Utterance};
-use assist_server::live::{router, AppState, Auth};
-use assist_server::packs::load_pack;
+use assist_server::live::{router, Auth};
+use assist_server::state::Settings as ServiceSettings;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use std::io::{BufRead, BufReader, Write};
@@ -122,8 +122,15 @@ fn server_main(s: &Settings) {
         .enable_all()
         .build()
         .expect("server runtime");
-    let pack = load_pack(&support::default_pack_dir()).expect("load the default pack");
-    let state = AppState::new(pack, Auth::default(), Duration::from_secs(900));
+    let data = tempfile::tempdir().expect("a temporary data dir");
+    let (state, _) = assist_server::setup::service(
+        data.path(),
+        &support::default_pack_dir(),
+        Auth::default(),
+        ServiceSettings::default(),
+        Some("load-test-admin".into()),
+    )
+    .expect("the service starts");
     let nodelay = s.nodelay;
     let addr: SocketAddr = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
 pub const DEFAULT_PACK: &str = "knowledge";
+pub const DEFAULT_RETENTION_DAYS: u32 = 365;
+pub const DEFAULT_TOKEN_TTL_SECONDS: u64 = 12 * 3600;
 
 /// The TOML config file (`--config assist.toml`). Every field is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -19,9 +21,17 @@ pub struct FileConfig {
     pub log_format: Option<String>,
     /// Minutes a call with no traffic is kept for a reconnect.
     pub idle_call_minutes: Option<u64>,
+    /// Seconds a call with no traffic is kept (wins over `idle_call_minutes`).
+    pub idle_call_seconds: Option<u64>,
     /// Agent id -> token. Empty: the server runs open (development only).
     #[serde(default)]
     pub agents: HashMap<String, String>,
+    /// Where the call store lives.
+    pub data_dir: Option<PathBuf>,
+    /// Ended calls older than this are purged; 0 keeps them forever.
+    pub retention_days: Option<u32>,
+    /// How long a login token is valid, in seconds.
+    pub token_ttl_seconds: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +78,10 @@ pub struct ServeSettings {
     pub log_format: LogFormat,
     pub tokens: HashMap<String, String>,
     pub idle_call_ttl: Duration,
+    /// `None`: a temporary store, deleted at exit (development only).
+    pub data_dir: Option<PathBuf>,
+    pub retention_days: u32,
+    pub token_ttl: Duration,
 }
 
 /// What the command line (and environment, through clap) gave.
@@ -77,6 +91,10 @@ pub struct ServeOverrides {
     pub pack: Option<PathBuf>,
     pub log_format: Option<String>,
     pub agent_tokens: Vec<String>,
+    pub data_dir: Option<PathBuf>,
+    pub retention_days: Option<u32>,
+    pub token_ttl_seconds: Option<u64>,
+    pub idle_call_seconds: Option<u64>,
 }
 
 impl ServeSettings {
@@ -117,7 +135,25 @@ impl ServeSettings {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_PACK)),
             log_format,
             tokens,
-            idle_call_ttl: Duration::from_secs(60 * file.idle_call_minutes.unwrap_or(15).max(1)),
+            idle_call_ttl: Duration::from_secs(
+                overrides
+                    .idle_call_seconds
+                    .or(file.idle_call_seconds)
+                    .unwrap_or(60 * file.idle_call_minutes.unwrap_or(15))
+                    .max(1),
+            ),
+            data_dir: overrides.data_dir.or(file.data_dir),
+            retention_days: overrides
+                .retention_days
+                .or(file.retention_days)
+                .unwrap_or(DEFAULT_RETENTION_DAYS),
+            token_ttl: Duration::from_secs(
+                overrides
+                    .token_ttl_seconds
+                    .or(file.token_ttl_seconds)
+                    .unwrap_or(DEFAULT_TOKEN_TTL_SECONDS)
+                    .max(1),
+            ),
         })
     }
 }

@@ -1,14 +1,18 @@
-//! `assist-server`: serve | replay | check-pack.
+//! `assist-server`: serve | replay | check-pack | user add.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use assist_server::config::{FileConfig, LogFormat, ServeOverrides, ServeSettings};
-use assist_server::live::{self, AppState, Auth};
+use assist_server::live::{self, Auth};
 use assist_server::packs::{load_pack, PackLoadError};
 use assist_server::replay::{guess_language, replay};
+use assist_server::setup::{self, open_store};
+use assist_server::state::{now_ms, Settings};
+use assist_store::{NewUser, Role};
 use clap::{Parser, Subcommand};
-use std::io::{BufReader, Cursor};
+use std::io::{BufRead, BufReader, Cursor};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +48,25 @@ enum Command {
         /// Log format: text or json.
         #[arg(long, env = "ASSIST_LOG_FORMAT")]
         log_format: Option<String>,
+        /// Where the call store lives. Without one the store is a temporary folder deleted at
+        /// exit (development only).
+        #[arg(long, env = "ASSIST_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Ended calls older than this many days are purged (hourly); 0 keeps them forever.
+        /// Default 365.
+        #[arg(long, env = "ASSIST_RETENTION_DAYS")]
+        retention_days: Option<u32>,
+        /// How long a login token is valid, in seconds. Default 43200 (12 hours).
+        #[arg(long, env = "ASSIST_TOKEN_TTL_SECS")]
+        token_ttl_secs: Option<u64>,
+        /// Seconds without traffic after which a call is ended by the server. Default 900.
+        #[arg(long, env = "ASSIST_IDLE_CALL_SECS")]
+        idle_call_secs: Option<u64>,
+    },
+    /// Manage console users in the store (the server must not be running on the data dir).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
     },
     /// Play a transcript (one {"t","speaker","text"} object per line) through the engine and
     /// print one event per line, the summary last.
@@ -63,6 +86,25 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password comes from ASSIST_USER_PASSWORD or the first line of stdin.
+    Add {
+        #[arg(long)]
+        username: String,
+        /// agent, lead, trainer or admin.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        team: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// The store's folder (as given to `serve`).
+        #[arg(long, env = "ASSIST_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -72,15 +114,33 @@ fn main() -> ExitCode {
             config,
             agent_tokens,
             log_format,
+            data_dir,
+            retention_days,
+            token_ttl_secs,
+            idle_call_secs,
         } => serve(
             ServeOverrides {
                 listen,
                 pack,
                 log_format,
                 agent_tokens,
+                data_dir,
+                retention_days,
+                token_ttl_seconds: token_ttl_secs,
+                idle_call_seconds: idle_call_secs,
             },
             config,
         ),
+        Command::User {
+            command:
+                UserCommand::Add {
+                    username,
+                    role,
+                    team,
+                    display_name,
+                    data_dir,
+                },
+        } => add_user(&data_dir, username, &role, team, display_name),
         Command::Replay {
             file,
             pack,
@@ -116,41 +176,138 @@ fn serve(overrides: ServeOverrides, config: Option<PathBuf>) -> Result<ExitCode>
     };
     let settings = ServeSettings::resolve(overrides, file)?;
     init_logging(settings.log_format);
-    let pack = load_pack(&settings.pack)
-        .with_context(|| format!("loading the pack in {}", settings.pack.display()))?;
-    tracing::info!(
-        pack = %pack.engine.meta.name,
-        version = %pack.engine.version(),
-        rules = pack.engine.rules.rules.len(),
-        scripts = pack.engine.scripts.scripts.len(),
-        paragraphs = pack.knowledge.paragraphs(),
-        "pack loaded"
-    );
+    // Without a data dir: a temporary store, removed when this guard drops at exit.
+    let (data_dir, _temporary) = match &settings.data_dir {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let temp = tempfile::Builder::new()
+                .prefix("assist-data-")
+                .tempdir()
+                .context("creating a temporary data dir")?;
+            tracing::warn!(
+                dir = %temp.path().display(),
+                "no --data-dir: calls go to a temporary store that is deleted at exit (development only)"
+            );
+            (temp.path().to_path_buf(), Some(temp))
+        }
+    };
     let auth = Auth::new(settings.tokens.clone());
     if auth.is_open() {
-        tracing::warn!("no agent tokens configured: any token is accepted (development mode)");
+        tracing::warn!("no static agent tokens configured: an agent hello with any token that is not another user's login token is accepted (development mode)");
+    }
+    let service = Settings {
+        idle_call_ttl: settings.idle_call_ttl,
+        token_ttl: settings.token_ttl,
+        retention_days: settings.retention_days,
+    };
+    let (state, generated) = setup::service(
+        &data_dir,
+        &settings.pack,
+        auth,
+        service,
+        std::env::var("ASSIST_ADMIN_PASSWORD").ok(),
+    )?;
+    if let Some(password) = generated {
+        eprintln!(
+            "\n  First start: created the console user `admin` with password\n\n      {password}\n\n  It is shown only this once. Log in at http://{}/ and change it.\n",
+            settings.listen
+        );
+    }
+    {
+        let packs = state.packs.load();
+        let served = packs.global();
+        let engine = &served.loaded.engine;
+        tracing::info!(
+            pack = %engine.meta.name,
+            version = %served.pack_version(),
+            rules = engine.rules.rules.len(),
+            scripts = engine.scripts.scripts.len(),
+            paragraphs = served.loaded.knowledge.paragraphs(),
+            data_dir = %data_dir.display(),
+            "pack loaded"
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let state = AppState::new(pack, auth, settings.idle_call_ttl);
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("listening on {}", settings.listen))?;
         let address = listener.local_addr()?;
-        tracing::info!(%address, "serving agents on ws://{address}/ws");
+        tracing::info!(%address, "serving agents on ws://{address}/ws, the console on http://{address}/");
         // A line on stdout that scripts and tests wait for.
         println!("listening on {address}");
         live::spawn_reaper(state.clone());
-        axum::serve(listener, live::router(state))
+        assist_server::web::admin::spawn_purge(state.clone());
+        axum::serve(listener, live::router(Arc::clone(&state)))
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("serving")?;
+        state.store.flush().context("flushing the store")?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+fn add_user(
+    data_dir: &Path,
+    username: String,
+    role: &str,
+    team: Option<String>,
+    display_name: Option<String>,
+) -> Result<ExitCode> {
+    let role = match role {
+        "agent" => Role::Agent,
+        "lead" => Role::Lead,
+        "trainer" => Role::Trainer,
+        "admin" => Role::Admin,
+        other => bail!("role `{other}` is not agent, lead, trainer or admin"),
+    };
+    let password = match std::env::var("ASSIST_USER_PASSWORD") {
+        Ok(p) if !p.is_empty() => p,
+        _ => {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading the password from stdin")?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    if password.chars().count() < assist_server::web::users::MIN_PASSWORD {
+        bail!(
+            "the password must be at least {} characters (ASSIST_USER_PASSWORD or stdin)",
+            assist_server::web::users::MIN_PASSWORD
+        );
+    }
+    let store = open_store(data_dir)?;
+    let user = store.create_user(
+        &NewUser {
+            username,
+            display_name: display_name.unwrap_or_default(),
+            password,
+            role,
+            team,
+        },
+        now_ms(),
+    )?;
+    store.audit(&assist_store::AuditEntry {
+        at: now_ms(),
+        actor: "system".into(),
+        action: assist_store::audit_action::USER_CREATED.into(),
+        target: user.username.clone(),
+        detail: format!("assist-server user add, role {}", user.role.as_str()),
+    })?;
+    store.flush()?;
+    println!(
+        "added {} ({}{})",
+        user.username,
+        user.role.as_str(),
+        user.team.map(|t| format!(", team {t}")).unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn shutdown_signal() {

@@ -83,13 +83,60 @@ pub fn read_pack_files(dir: &Path) -> Result<Vec<PackFile>, PackLoadError> {
 }
 
 /// Reads, validates and compiles the pack in `dir`, and indexes its articles.
+/// This is `check-pack`; the console's pack edits go through the same [`compile_pack`].
 pub fn load_pack(dir: &Path) -> Result<LoadedPack, PackLoadError> {
-    let files = read_pack_files(dir)?;
-    let engine = Engine::from_files(&files).map_err(PackLoadError::Invalid)?;
+    let files = read_pack_map(dir)?;
+    let mut pack = compile_pack(&files, &dir.display().to_string())?;
+    pack.dir = dir.to_path_buf();
+    Ok(pack)
+}
+
+/// A pack as the console edits it: relative path (`rules/abuse.toml`) -> file text.
+pub type PackFiles = std::collections::BTreeMap<String, String>;
+
+/// Reads a pack folder into a path -> text map (what pack versions store).
+pub fn read_pack_map(dir: &Path) -> Result<PackFiles, PackLoadError> {
+    Ok(read_pack_files(dir)?
+        .into_iter()
+        .map(|f| (f.path, f.contents))
+        .collect())
+}
+
+/// Validates and compiles a pack given as a file map, with exactly the checks of
+/// `check-pack` ([`load_pack`]): the same parse, the same compile, the same index build.
+/// `label` names the pack in [`LoadedPack::dir`] (e.g. `version 7`).
+pub fn compile_pack(files: &PackFiles, label: &str) -> Result<LoadedPack, PackLoadError> {
+    let mut problems = Vec::new();
+    let mut list = Vec::with_capacity(files.len());
+    for (path, contents) in files {
+        let bad = path.is_empty()
+            || path.starts_with('/')
+            || path.contains('\\')
+            || path
+                .split('/')
+                .any(|part| part.is_empty() || part == "." || part == "..");
+        let wanted = path.ends_with(".toml") || path.ends_with(".md");
+        if bad || !wanted {
+            problems.push(PackError {
+                file: path.clone(),
+                line: 0,
+                message: "not a pack file: use a relative path (like `scripts/refund.toml`) ending in .toml or .md".into(),
+            });
+            continue;
+        }
+        list.push(PackFile {
+            path: path.clone(),
+            contents: contents.clone(),
+        });
+    }
+    if !problems.is_empty() {
+        return Err(PackLoadError::Invalid(PackErrors(problems)));
+    }
+    let engine = Engine::from_files(&list).map_err(PackLoadError::Invalid)?;
     let knowledge = KnowledgeBase::build(&engine.articles)?;
     Ok(LoadedPack {
         engine: Arc::new(engine),
         knowledge: Arc::new(knowledge),
-        dir: dir.to_path_buf(),
+        dir: PathBuf::from(label),
     })
 }

@@ -1,10 +1,18 @@
 //! One agent's WebSocket connection: hello, then utterances in and events out.
+//!
+//! Every frame is handled in two steps: the engine work under the call's lock (pure, no await),
+//! which gives the replies and the store writes; then the writes, and only once an accepted
+//! utterance is durable, its `ack` and events.
 
-use super::{lock, AppState, Call};
+use super::writer::WriteOp;
+use super::{lock, AppState, Call, Input};
+use crate::state::{now_ms, PackUpdate};
 use assist_engine::SessionError;
 use assist_protocol::{
-    ClientMessage, ErrorCode, ServerMessage, Utterance, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+    Channel, ClientMessage, ErrorCode, Event, ServerMessage, Utterance, MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
 };
+use assist_store::{CallMeta, CallSource, CallStatus, StoredLine};
 use axum::extract::ws::{Message, WebSocket};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -13,6 +21,7 @@ use tokio::sync::broadcast::error::RecvError;
 /// What a connection knows once its hello is accepted.
 struct Greeted {
     call_id: String,
+    team: Option<String>,
     call: Arc<Mutex<Call>>,
 }
 
@@ -21,10 +30,19 @@ struct Connection {
     greeted: Option<Greeted>,
 }
 
-/// The replies to one frame, and whether to close afterwards.
+/// Store writes of one frame.
+#[derive(Default)]
+struct Writes {
+    ops: Vec<WriteOp>,
+    /// Wait until the writes are durable before replying (accepted utterances, call end).
+    durable: bool,
+}
+
+/// The replies to one frame, the store writes to make first, and whether to close afterwards.
 #[derive(Default)]
 struct Outcome {
     replies: Vec<ServerMessage>,
+    writes: Writes,
     close: bool,
 }
 
@@ -32,7 +50,7 @@ impl Outcome {
     fn reply(message: ServerMessage) -> Self {
         Outcome {
             replies: vec![message],
-            close: false,
+            ..Outcome::default()
         }
     }
 
@@ -44,6 +62,7 @@ impl Outcome {
         Outcome {
             replies: vec![ServerMessage::error(code, message)],
             close: true,
+            ..Outcome::default()
         }
     }
 }
@@ -55,7 +74,7 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>) {
         greeted: None,
     };
     loop {
-        let outcome = tokio::select! {
+        let mut outcome = tokio::select! {
             frame = socket.recv() => match frame {
                 None => break,
                 Some(Err(e)) => {
@@ -63,14 +82,15 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>) {
                     break;
                 }
                 Some(Ok(Message::Close(_))) => break,
-                Some(Ok(message)) => conn.frame(message),
+                Some(Ok(message)) => conn.frame(message).await,
             },
             update = updates.recv(), if conn.greeted.is_some() => match update {
-                Ok(pack_version) => Outcome::reply(ServerMessage::PackUpdated { pack_version }),
-                Err(RecvError::Lagged(_)) => continue,
+                Ok(update) => conn.pack_update(&update),
+                Err(RecvError::Lagged(_)) => conn.current_pack(),
                 Err(RecvError::Closed) => break,
             },
         };
+        conn.store(&mut outcome).await;
         for reply in outcome.replies {
             let text = match serde_json::to_string(&reply) {
                 Ok(text) => text,
@@ -94,7 +114,7 @@ pub async fn run(mut socket: WebSocket, state: Arc<AppState>) {
 }
 
 impl Connection {
-    fn frame(&mut self, message: Message) -> Outcome {
+    async fn frame(&mut self, message: Message) -> Outcome {
         let text = match message {
             Message::Text(text) => text,
             Message::Binary(_) => {
@@ -117,6 +137,24 @@ impl Connection {
             );
         }
         match serde_json::from_str::<ClientMessage>(text.as_str()) {
+            Ok(ClientMessage::Hello {
+                version,
+                agent_id,
+                token,
+                call_id,
+                language,
+                channel,
+            }) => {
+                self.hello(Hello {
+                    version,
+                    agent_id,
+                    token,
+                    call_id,
+                    language,
+                    channel,
+                })
+                .await
+            }
             Ok(message) => self.message(message),
             Err(e) => Outcome::error(
                 ErrorCode::MalformedMessage,
@@ -125,62 +163,146 @@ impl Connection {
         }
     }
 
+    /// A message after hello: engine work under the call's lock, no await.
     fn message(&mut self, message: ClientMessage) -> Outcome {
-        match message {
-            ClientMessage::Hello {
-                version,
-                agent_id,
-                token,
-                call_id,
-                language,
-                ..
-            } => self.hello(version, agent_id, &token, call_id, language),
-            other => {
-                let Some(greeted) = &self.greeted else {
-                    return Outcome::error(
-                        ErrorCode::HelloRequired,
-                        "say hello first: {\"type\":\"hello\",\"v\":1,...}",
-                    );
-                };
-                let mut call = lock(&greeted.call);
-                call.last_active = Instant::now();
-                match other {
-                    ClientMessage::Utterance(utt) => utterance(&mut call, &utt),
-                    ClientMessage::Tick { t } => Outcome {
-                        replies: call.session.tick(t).into_iter().map(Into::into).collect(),
-                        close: false,
-                    },
-                    ClientMessage::CardFeedback { card_id, action } => {
-                        call.card_feedback.push((card_id, action));
-                        Outcome::default()
+        let Some(greeted) = &self.greeted else {
+            return Outcome::error(
+                ErrorCode::HelloRequired,
+                "say hello first: {\"type\":\"hello\",\"v\":1,...}",
+            );
+        };
+        let call_id = greeted.call_id.clone();
+        let mut call = lock(&greeted.call);
+        call.last_active = Instant::now();
+        // A pack published since the last message applies from this one on.
+        let packs = self.state.packs.load();
+        let pack = Arc::clone(packs.for_team(call.team.as_deref()));
+        if call.use_pack(&pack) {
+            tracing::debug!(call_id = %call_id, version = pack.number, "call moved to a new pack version");
+        }
+        let mut outcome = match message {
+            ClientMessage::Utterance(utt) => utterance(&mut call, &call_id, utt),
+            ClientMessage::Tick { t } => {
+                let events = call.session.tick(t);
+                if t.is_finite() {
+                    call.record(Input::Tick(t));
+                }
+                let mut outcome = Outcome::default();
+                if !events.is_empty() {
+                    outcome.writes.ops.push(WriteOp::Events {
+                        call_id,
+                        events: events.clone(),
+                    });
+                }
+                outcome.replies = events.into_iter().map(Into::into).collect();
+                outcome
+            }
+            ClientMessage::CardFeedback { card_id, action } => {
+                let mut outcome = Outcome::default();
+                outcome.writes.ops.push(WriteOp::Card {
+                    call_id,
+                    card_id,
+                    action,
+                });
+                outcome
+            }
+            ClientMessage::CallEnd { t } => {
+                let already = call.session.is_ended();
+                let mut events = call.session.end(Some(t));
+                let mut outcome = Outcome::default();
+                if !already {
+                    tracing::info!(call_id = %call_id, "call ended");
+                    if let Some(Event::Summary(summary)) = events.last().cloned() {
+                        let alerts = events[..events.len() - 1].to_vec();
+                        outcome.writes.ops.push(WriteOp::Events {
+                            call_id: call_id.clone(),
+                            events: alerts,
+                        });
+                        outcome.writes.ops.push(WriteOp::End {
+                            call_id,
+                            summary,
+                            ended_at: now_ms(),
+                        });
+                        outcome.writes.durable = true;
                     }
-                    ClientMessage::CallEnd { t } => {
-                        let events = call.session.end(Some(t));
-                        tracing::info!(call_id = %greeted.call_id, "call ended");
-                        Outcome {
-                            replies: events.into_iter().map(Into::into).collect(),
-                            close: false,
-                        }
-                    }
-                    ClientMessage::Hello { .. } => unreachable!("handled above"),
+                }
+                outcome.replies = events.drain(..).map(Into::into).collect();
+                outcome
+            }
+            ClientMessage::Hello { .. } => Outcome::error(
+                ErrorCode::AlreadyGreeted,
+                "this connection already has a call; open a new connection for another call",
+            ),
+        };
+        if !outcome.writes.ops.is_empty() && !call.unsaved.is_empty() {
+            // Writes the store refused earlier go first.
+            let mut ops = std::mem::take(&mut call.unsaved);
+            ops.append(&mut outcome.writes.ops);
+            outcome.writes.ops = ops;
+        }
+        outcome
+    }
+
+    /// Makes the outcome's store writes; an accepted utterance is acknowledged only once it is
+    /// durable, and gets `unavailable` instead of its ack when the store refused it (the write
+    /// is retried with the call's next one).
+    async fn store(&mut self, outcome: &mut Outcome) {
+        let writes = std::mem::take(&mut outcome.writes);
+        if writes.ops.is_empty() {
+            return;
+        }
+        if !writes.durable {
+            self.state.writer.queue(writes.ops).await;
+            return;
+        }
+        if let Err(e) = self.state.writer.write(writes.ops).await {
+            tracing::error!(error = %e.message, "the store refused a live write; it will be retried");
+            if let Some(greeted) = &self.greeted {
+                lock(&greeted.call).unsaved.extend(e.unapplied);
+            }
+            for reply in &mut outcome.replies {
+                if let ServerMessage::Ack { seq } = reply {
+                    *reply = ServerMessage::Error {
+                        code: ErrorCode::Unavailable,
+                        message: "the call log could not store this utterance; send it again"
+                            .into(),
+                        seq: Some(*seq),
+                    };
                 }
             }
         }
     }
 
-    fn hello(
-        &mut self,
-        version: u32,
-        agent_id: String,
-        token: &str,
-        call_id: String,
-        language: String,
-    ) -> Outcome {
-        if version != PROTOCOL_VERSION {
+    fn pack_update(&self, update: &PackUpdate) -> Outcome {
+        let Some(greeted) = &self.greeted else {
+            return Outcome::default();
+        };
+        if !update.scope.applies_to(greeted.team.as_deref()) {
+            return Outcome::default();
+        }
+        Outcome::reply(ServerMessage::PackUpdated {
+            pack_version: update.pack_version.clone(),
+        })
+    }
+
+    /// After missing updates (a slow connection), the version this agent gets now.
+    fn current_pack(&self) -> Outcome {
+        let Some(greeted) = &self.greeted else {
+            return Outcome::default();
+        };
+        let packs = self.state.packs.load();
+        Outcome::reply(ServerMessage::PackUpdated {
+            pack_version: packs.for_team(greeted.team.as_deref()).pack_version(),
+        })
+    }
+
+    async fn hello(&mut self, hello: Hello) -> Outcome {
+        if hello.version != PROTOCOL_VERSION {
             return Outcome::fatal(
                 ErrorCode::UnsupportedVersion,
                 format!(
-                    "protocol version {version} is not supported; this server speaks v{PROTOCOL_VERSION}: update the client"
+                    "protocol version {} is not supported; this server speaks v{PROTOCOL_VERSION}: update the client",
+                    hello.version
                 ),
             );
         }
@@ -190,6 +312,14 @@ impl Connection {
                 "this connection already has a call; open a new connection for another call",
             );
         }
+        let Hello {
+            agent_id,
+            token,
+            call_id,
+            language,
+            channel,
+            ..
+        } = hello;
         if agent_id.trim().is_empty() || call_id.trim().is_empty() {
             return Outcome::error(
                 ErrorCode::InvalidField,
@@ -203,34 +333,31 @@ impl Connection {
                 format!("language `{language}` is not supported: use `zh` or `en`"),
             );
         }
-        if !self.state.auth.check(&agent_id, token) {
-            tracing::warn!(agent_id = %agent_id, "refused a hello with a wrong token");
-            return Outcome::fatal(
-                ErrorCode::Unauthorized,
-                "the token does not match this agent: log in again",
-            );
-        }
-        let pack = self.state.pack.load_full();
-        let call = {
-            let mut calls = self.state.calls();
-            let entry = calls.entry(call_id.clone()).or_insert_with(|| {
-                Arc::new(Mutex::new(Call {
-                    agent_id: agent_id.clone(),
-                    session: pack.engine.start_call(&language),
-                    knowledge: Arc::clone(&pack.knowledge),
-                    last_active: Instant::now(),
-                    card_feedback: Vec::new(),
-                }))
-            });
-            Arc::clone(entry)
+        let team = match authenticate(&self.state, &agent_id, &token).await {
+            Ok(team) => team,
+            Err(()) => {
+                tracing::warn!(agent_id = %agent_id, "refused a hello with a wrong token");
+                return Outcome::fatal(
+                    ErrorCode::Unauthorized,
+                    "the token does not match this agent: log in again",
+                );
+            }
         };
-        let (owner, last_seq, ended) = {
+        let (call, begun) = match self.find_call(&call_id, &agent_id, &team, &language).await {
+            Ok(found) => found,
+            Err(outcome) => return outcome,
+        };
+        let (owner, last_seq, ended, pack_version) = {
             let mut c = lock(&call);
             c.last_active = Instant::now();
+            let packs = self.state.packs.load();
+            let pack = Arc::clone(packs.for_team(c.team.as_deref()));
+            c.use_pack(&pack);
             (
                 c.agent_id.clone(),
                 c.session.last_seq(),
                 c.session.is_ended(),
+                c.pack.pack_version(),
             )
         };
         if owner != agent_id {
@@ -240,33 +367,187 @@ impl Connection {
         if ended {
             return Outcome::error(ErrorCode::CallEnded, "this call has already ended");
         }
+        if begun {
+            let meta = CallMeta {
+                call_id: call_id.clone(),
+                agent_id: agent_id.clone(),
+                team: team.clone(),
+                channel,
+                language: language.clone(),
+                source: CallSource::Live,
+                started_at: now_ms(),
+                ended_at: None,
+                status: CallStatus::InProgress,
+            };
+            if let Err(e) = self.state.writer.write(vec![WriteOp::Begin(meta)]).await {
+                tracing::error!(call_id = %call_id, error = %e.message, "cannot store a new call");
+                self.state.calls().remove(&call_id);
+                return Outcome::error(
+                    ErrorCode::Unavailable,
+                    "the call log is not available right now: try again shortly",
+                );
+            }
+        }
         tracing::info!(agent_id = %agent_id, call_id = %call_id, resumed = last_seq > 0, "call connected");
         self.greeted = Some(Greeted {
             call_id: call_id.clone(),
+            team,
             call,
         });
         Outcome::reply(ServerMessage::Welcome {
             version: PROTOCOL_VERSION,
             call_id,
             last_seq,
-            pack_version: pack.engine.version().to_string(),
+            pack_version,
         })
+    }
+
+    /// The call in the registry; else the one the store has (a call in progress before a
+    /// restart, rebuilt from its stored lines); else a new one (`true`: begin it in the store).
+    async fn find_call(
+        &self,
+        call_id: &str,
+        agent_id: &str,
+        team: &Option<String>,
+        language: &str,
+    ) -> Result<(Arc<Mutex<Call>>, bool), Outcome> {
+        if let Some(call) = self.state.calls().get(call_id) {
+            return Ok((Arc::clone(call), false));
+        }
+        let state = Arc::clone(&self.state);
+        let id = call_id.to_string();
+        let stored = tokio::task::spawn_blocking(move || state.store.get_call(&id)).await;
+        let stored = match stored {
+            Ok(Ok(stored)) => stored,
+            Ok(Err(e)) => {
+                tracing::error!(call_id = %call_id, error = %e, "cannot read a call from the store");
+                return Err(Outcome::error(
+                    ErrorCode::Unavailable,
+                    "the call log is not available right now: try again shortly",
+                ));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "store task failed");
+                return Err(Outcome::error(ErrorCode::Unavailable, "try again shortly"));
+            }
+        };
+        let packs = self.state.packs.load();
+        let (call, begun) = match stored {
+            Some(record) => {
+                if record.meta.agent_id != agent_id {
+                    tracing::warn!(agent_id = %agent_id, call_id = %call_id, "refused another agent's stored call");
+                    return Err(Outcome::fatal(
+                        ErrorCode::Forbidden,
+                        "this call belongs to another agent",
+                    ));
+                }
+                if record.meta.status == CallStatus::Ended {
+                    return Err(Outcome::error(
+                        ErrorCode::CallEnded,
+                        "this call has already ended",
+                    ));
+                }
+                let pack = Arc::clone(packs.for_team(record.meta.team.as_deref()));
+                (Call::resumed(&record.meta, &record.lines, pack), false)
+            }
+            None => {
+                let pack = Arc::clone(packs.for_team(team.as_deref()));
+                (
+                    Call::new(agent_id.to_string(), team.clone(), language, pack),
+                    true,
+                )
+            }
+        };
+        let mut calls = self.state.calls();
+        match calls.get(call_id) {
+            // Another connection got there first.
+            Some(existing) => Ok((Arc::clone(existing), false)),
+            None => {
+                let call = Arc::new(Mutex::new(call));
+                calls.insert(call_id.to_string(), Arc::clone(&call));
+                Ok((call, begun))
+            }
+        }
     }
 }
 
-fn utterance(call: &mut Call, utt: &Utterance) -> Outcome {
-    let knowledge = Arc::clone(&call.knowledge);
-    match call.session.utterance(utt, knowledge.as_ref()) {
+struct Hello {
+    version: u32,
+    agent_id: String,
+    token: String,
+    call_id: String,
+    language: String,
+    channel: Channel,
+}
+
+/// Who may open a call as `agent_id`: a login token of that user, or a static token from the
+/// config; with no static tokens configured (development) any token that is not another
+/// user's login token. Returns the agent's team.
+async fn authenticate(
+    state: &Arc<AppState>,
+    agent_id: &str,
+    token: &str,
+) -> Result<Option<String>, ()> {
+    let lookup = {
+        let state = Arc::clone(state);
+        let agent = agent_id.to_string();
+        let token = token.to_string();
+        tokio::task::spawn_blocking(move || {
+            let by_token = if token.is_empty() {
+                None
+            } else {
+                state.store.user_for_token(&token, now_ms()).ok().flatten()
+            };
+            let by_name = state.store.user(&agent).ok().flatten();
+            (by_token, by_name)
+        })
+        .await
+    };
+    let (by_token, by_name) = lookup.map_err(|_| ())?;
+    if let Some(user) = by_token {
+        return if user.username == agent_id {
+            Ok(user.team)
+        } else {
+            Err(())
+        };
+    }
+    if state.auth.check(agent_id, token) {
+        return Ok(by_name.and_then(|u| u.team));
+    }
+    Err(())
+}
+
+fn utterance(call: &mut Call, call_id: &str, utt: Utterance) -> Outcome {
+    let knowledge = Arc::clone(&call.pack.loaded.knowledge);
+    match call.session.utterance(&utt, knowledge.as_ref()) {
         Ok(events) => {
-            let mut replies = Vec::with_capacity(events.len() + 1);
-            if !utt.partial {
-                replies.push(ServerMessage::Ack { seq: utt.seq });
+            let mut outcome = Outcome::default();
+            if utt.partial {
+                if !events.is_empty() {
+                    outcome.writes.ops.push(WriteOp::Events {
+                        call_id: call_id.to_string(),
+                        events: events.clone(),
+                    });
+                }
+            } else {
+                let masked = Utterance {
+                    text: assist_engine::mask_pii(&utt.text),
+                    prosody: None,
+                    ..utt.clone()
+                };
+                outcome.writes.ops.push(WriteOp::Turn {
+                    call_id: call_id.to_string(),
+                    line: StoredLine::from_utterance(&masked),
+                    events: events.clone(),
+                });
+                outcome.writes.durable = true;
+                call.record(Input::Line(masked));
+                outcome.replies.push(ServerMessage::Ack { seq: utt.seq });
             }
-            replies.extend(events.into_iter().map(ServerMessage::from));
-            Outcome {
-                replies,
-                close: false,
-            }
+            outcome
+                .replies
+                .extend(events.into_iter().map(ServerMessage::from));
+            outcome
         }
         Err(e) => {
             let code = match e {

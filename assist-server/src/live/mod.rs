@@ -7,19 +7,22 @@
 //! protocol version or a refused token closes it.
 
 mod connection;
+pub mod writer;
 
-use crate::packs::LoadedPack;
-use arc_swap::ArcSwap;
+pub use crate::state::AppState;
+use crate::state::{now_ms, ServedPack};
 use assist_engine::CallSession;
+use assist_protocol::{Event, Utterance};
+use assist_store::{CallFilter, CallMeta, CallStatus, Page, SourceKind, StoreError, StoredLine};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::broadcast;
+use writer::WriteOp;
 
 /// Hard limit on one WebSocket message; frames between [`assist_protocol::MAX_FRAME_BYTES`] and
 /// this get a `frame_too_large` error, larger ones close the connection (code 1009).
@@ -46,55 +49,106 @@ impl Auth {
     }
 }
 
+/// What a call has been fed, kept so the call can move to a newly published pack: the session
+/// is rebuilt by feeding the same input to the new pack's engine (events discarded).
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// An accepted final utterance, PII masked.
+    Line(Utterance),
+    Tick(f64),
+}
+
 /// A call in progress (or recently ended, kept so a late reconnect gets a clear answer).
 pub struct Call {
     pub agent_id: String,
+    pub team: Option<String>,
     pub session: CallSession,
-    pub knowledge: Arc<crate::kb::KnowledgeBase>,
+    /// The pack version the session runs on.
+    pub pack: Arc<ServedPack>,
     pub last_active: Instant,
-    pub card_feedback: Vec<(String, assist_protocol::CardAction)>,
+    inputs: Vec<Input>,
+    /// Writes the store refused, retried with the call's next write.
+    pub unsaved: Vec<WriteOp>,
 }
 
-/// What every connection shares.
-pub struct AppState {
-    pub pack: ArcSwap<LoadedPack>,
-    pub auth: Auth,
-    calls: Mutex<HashMap<String, Arc<Mutex<Call>>>>,
-    /// Pack versions published while running (issue: live script pushes).
-    pub pack_updates: broadcast::Sender<String>,
-    /// How long a call with no traffic is kept for a reconnect.
-    pub idle_call_ttl: Duration,
-}
-
-impl AppState {
-    pub fn new(pack: LoadedPack, auth: Auth, idle_call_ttl: Duration) -> Arc<Self> {
-        let (pack_updates, _) = broadcast::channel(16);
-        Arc::new(AppState {
-            pack: ArcSwap::from_pointee(pack),
-            auth,
-            calls: Mutex::new(HashMap::new()),
-            pack_updates,
-            idle_call_ttl,
-        })
+impl Call {
+    pub fn new(
+        agent_id: String,
+        team: Option<String>,
+        language: &str,
+        pack: Arc<ServedPack>,
+    ) -> Call {
+        Call {
+            agent_id,
+            team,
+            session: pack.loaded.engine.start_call(language),
+            pack,
+            last_active: Instant::now(),
+            inputs: Vec::new(),
+            unsaved: Vec::new(),
+        }
     }
 
-    fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mutex<Call>>>> {
-        self.calls
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// A call rebuilt from what was stored (a call in progress when the server stopped).
+    pub fn resumed(meta: &CallMeta, lines: &[StoredLine], pack: Arc<ServedPack>) -> Call {
+        let mut call = Call::new(
+            meta.agent_id.clone(),
+            meta.team.clone(),
+            &meta.language,
+            pack,
+        );
+        for line in lines {
+            call.feed(Input::Line(Utterance {
+                seq: line.seq,
+                speaker: line.speaker,
+                partial: false,
+                text: line.text.clone(),
+                start: line.start,
+                end: line.end,
+                prosody: None,
+            }));
+        }
+        call
     }
 
-    pub fn active_calls(&self) -> usize {
-        self.calls().len()
+    fn feed(&mut self, input: Input) {
+        let knowledge = Arc::clone(&self.pack.loaded.knowledge);
+        match &input {
+            Input::Line(utt) => {
+                if self.session.utterance(utt, knowledge.as_ref()).is_err() {
+                    return;
+                }
+            }
+            Input::Tick(t) => {
+                self.session.tick(*t);
+            }
+        }
+        self.record(input);
     }
 
-    /// Drops calls idle for longer than the TTL; returns how many.
-    pub fn reap_idle_calls(&self) -> usize {
-        let ttl = self.idle_call_ttl;
-        let mut calls = self.calls();
-        let before = calls.len();
-        calls.retain(|_, call| lock(call).last_active.elapsed() < ttl);
-        before - calls.len()
+    /// Remembers an input the session took. Consecutive ticks keep only the last.
+    pub fn record(&mut self, input: Input) {
+        if let (Input::Tick(_), Some(Input::Tick(_))) = (&input, self.inputs.last()) {
+            self.inputs.pop();
+        }
+        self.inputs.push(input);
+    }
+
+    /// Moves the call to `pack` if it runs on another version: later utterances use the new
+    /// rules and scripts; what the call already said is fed again (events discarded) so the
+    /// call keeps its state (disclosures armed, emotion trend, cards already shown). Returns
+    /// whether it switched.
+    pub fn use_pack(&mut self, pack: &Arc<ServedPack>) -> bool {
+        if pack.number == self.pack.number || self.session.is_ended() {
+            return false;
+        }
+        let language = self.session.language().to_string();
+        self.session = pack.loaded.engine.start_call(&language);
+        self.pack = Arc::clone(pack);
+        for input in std::mem::take(&mut self.inputs) {
+            self.feed(input);
+        }
+        true
     }
 }
 
@@ -104,12 +158,96 @@ pub fn lock(call: &Mutex<Call>) -> std::sync::MutexGuard<'_, Call> {
     call.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The HTTP routes of the live service.
+impl AppState {
+    pub(crate) fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mutex<Call>>>> {
+        self.calls
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn active_calls(&self) -> usize {
+        self.calls().len()
+    }
+
+    /// Drops calls idle for longer than the TTL. A call that never ended is ended now (its
+    /// summary as it stands). Returns how many were dropped and the store writes that close
+    /// them.
+    pub fn reap_idle_calls(&self) -> (usize, Vec<WriteOp>) {
+        let ttl = self.settings.idle_call_ttl;
+        let now = now_ms();
+        let mut writes = Vec::new();
+        let mut calls = self.calls();
+        let before = calls.len();
+        calls.retain(|call_id, call| {
+            let mut call = lock(call);
+            let idle = call.last_active.elapsed();
+            if idle < ttl {
+                return true;
+            }
+            writes.append(&mut call.unsaved);
+            if !call.session.is_ended() {
+                let mut events = call.session.end(None);
+                if let Some(Event::Summary(summary)) = events.pop() {
+                    writes.push(WriteOp::Events {
+                        call_id: call_id.clone(),
+                        events,
+                    });
+                    writes.push(WriteOp::End {
+                        call_id: call_id.clone(),
+                        summary,
+                        ended_at: now - idle.as_millis() as i64,
+                    });
+                }
+            }
+            false
+        });
+        (before - calls.len(), writes)
+    }
+
+    /// Puts the calls the store has as in progress (the server stopped during them) back in
+    /// the registry, so a reconnecting agent resumes where the store left off and the reaper
+    /// ends the ones nobody comes back to. Returns how many.
+    pub fn resume_open_calls(&self) -> Result<usize, StoreError> {
+        let filter = CallFilter {
+            status: Some(CallStatus::InProgress),
+            source: Some(SourceKind::Live),
+            ..CallFilter::default()
+        };
+        let all = Page {
+            offset: 0,
+            limit: usize::MAX,
+        };
+        let page = self.store.list_calls(&filter, all)?;
+        let packs = self.packs.load();
+        let mut resumed = 0;
+        for row in page.rows {
+            let Some(record) = self.store.get_call(&row.call_id)? else {
+                continue;
+            };
+            let pack = Arc::clone(packs.for_team(record.meta.team.as_deref()));
+            let call = Call::resumed(&record.meta, &record.lines, pack);
+            self.calls()
+                .entry(row.call_id)
+                .or_insert_with(|| Arc::new(Mutex::new(call)));
+            resumed += 1;
+        }
+        Ok(resumed)
+    }
+}
+
+/// `GET /ws`: the agents' WebSocket.
+pub fn ws_route() -> MethodRouter<Arc<AppState>> {
+    get(upgrade)
+}
+
+/// `GET /healthz`.
+pub fn health_route() -> MethodRouter<Arc<AppState>> {
+    get(health)
+}
+
+/// Every route of the server: the live service, the API and the console.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/ws", get(upgrade))
-        .route("/healthz", get(health))
-        .with_state(state)
+    crate::web::router(state)
 }
 
 async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> impl IntoResponse {
@@ -122,24 +260,31 @@ async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> im
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let pack = state.pack.load();
+    let packs = state.packs.load();
+    let pack = packs.global();
     Json(serde_json::json!({
         "status": "ok",
-        "pack": pack.engine.meta.name,
-        "pack_version": pack.engine.version(),
+        "pack": pack.loaded.engine.meta.name,
+        "pack_version": pack.pack_version(),
         "calls": state.active_calls(),
     }))
 }
 
-/// Runs the idle-call reaper until the process ends.
+/// Runs the idle-call reaper until the process ends: ends calls nobody came back to and stores
+/// their end.
 pub fn spawn_reaper(state: Arc<AppState>) {
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(60));
+        let every = (state.settings.idle_call_ttl / 4)
+            .clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let mut every = tokio::time::interval(every);
         loop {
             every.tick().await;
-            let dropped = state.reap_idle_calls();
+            let (dropped, writes) = state.reap_idle_calls();
             if dropped > 0 {
                 tracing::info!(dropped, "dropped idle calls");
+            }
+            if let Err(e) = state.writer.write(writes).await {
+                tracing::error!(error = %e, "could not store the end of idle calls");
             }
         }
     });
