@@ -110,8 +110,9 @@ fn main() {
     let t = Instant::now();
     let store = SledStore::open_with(&dir, bulk).expect("reopen");
     println!(
-        "reopen (rows loaded into memory): {:.0} ms",
-        t.elapsed().as_secs_f64() * 1000.0
+        "reopen (rows loaded into memory): {:.0} ms; process resident memory after reopen: {}",
+        t.elapsed().as_secs_f64() * 1000.0,
+        resident_memory()
     );
 
     println!();
@@ -247,6 +248,18 @@ fn main() {
             .expect("turn")
         },
     );
+}
+
+/// VmRSS of this process (the row cache plus sled's page cache).
+fn resident_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.trim_start_matches("VmRSS:").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn load_average() -> String {
