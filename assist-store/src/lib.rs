@@ -44,7 +44,7 @@ pub use query::{
     precision, Adoption, BeforeAfter, CallFilter, CallPage, CallRow, GroupBy, Page, Report,
     ReportGroup, ReportQuery, RulePrecision, ScoreStats,
 };
-pub use report::report_csv;
+pub use report::{build_report, report_csv};
 pub use rows::COMPLAINT_CATEGORIES;
 pub use sled_store::{Durability, PasswordCost, SledStore, StoreOptions};
 

@@ -9,13 +9,12 @@ use assist_protocol::Channel;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
-const MS_PER_DAY: i64 = 86_400_000;
+pub(crate) const MS_PER_DAY: i64 = 86_400_000;
 
-/// Computes a report over rows already filtered by the query's filter.
-pub(crate) fn build_report<'a>(
-    query: &ReportQuery,
-    rows: impl Iterator<Item = &'a CallRow>,
-) -> Report {
+/// Computes a report over rows already filtered by the query's filter (the query's own filter
+/// is not applied again). The reference implementation: [`crate::SledStore`] computes the same
+/// report from its interned row cache; another store can use this over rows it loaded.
+pub fn build_report<'a>(query: &ReportQuery, rows: impl Iterator<Item = &'a CallRow>) -> Report {
     let mut groups: HashMap<GroupKey<'a>, Accumulator<'a>> = HashMap::new();
     let mut totals = Accumulator::default();
     let mut rules: BTreeMap<&'a str, (u64, u64, u64)> = BTreeMap::new();

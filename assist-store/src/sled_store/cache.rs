@@ -6,38 +6,56 @@
 //! byte) in one contiguous vector. A list or report walks the keys and only touches the rows
 //! that pass, instead of chasing each row's heap strings.
 
+use super::fast_report::Facts;
 use crate::call::{CallStatus, SourceKind, UnixMs};
 use crate::query::{CallFilter, CallRow};
 use crate::rows::label_rank;
 use assist_protocol::Channel;
 use std::collections::HashMap;
 
-const NONE: u32 = u32::MAX;
-const NO_SCORE: u8 = u8::MAX;
+pub(super) const NONE: u32 = u32::MAX;
+pub(super) const NO_SCORE: u8 = u8::MAX;
 /// Categories past the 63rd share the last bit; a filter on one of them checks the row.
 const OVERFLOW_BIT: u32 = 63;
 
 #[derive(Default)]
 pub(super) struct RowCache {
     rows: Vec<CallRow>,
+    /// Parallel to `rows`.
     keys: Vec<RowKey>,
+    /// Parallel to `rows`: what reports add up, as interned ids (see [`super::fast_report`]).
+    facts: Vec<Facts>,
     started: HashMap<String, UnixMs>,
-    symbols: Interner,
-    categories: Interner,
+    pub(super) names: Interners,
+}
+
+/// One interner per kind of name, so ids stay small and dense per kind.
+#[derive(Default)]
+pub(super) struct Interners {
+    /// Agents, teams, languages.
+    pub(super) symbols: Interner,
+    pub(super) categories: Interner,
+    pub(super) scripts: Interner,
+    pub(super) intents: Interner,
+    /// Rules (hits, verdicts, complaint reasons).
+    pub(super) rules: Interner,
 }
 
 /// The filterable fields of a row as small integers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RowKey {
-    started_at: UnixMs,
-    agent: u32,
-    team: u32,
+pub(super) struct RowKey {
+    pub(super) started_at: UnixMs,
+    pub(super) agent: u32,
+    /// [`NONE`] without a team.
+    pub(super) team: u32,
     language: u32,
     /// Bit per category id (see [`OVERFLOW_BIT`]).
     categories: u64,
     /// The effective score, or [`NO_SCORE`].
-    score: u8,
-    channel: u8,
+    pub(super) score: u8,
+    /// Wall-clock handle time of an ended call, or -1.
+    pub(super) handle_ms: i64,
+    pub(super) channel: u8,
     source: u8,
     status: u8,
     /// Bit per emotion label seen.
@@ -45,24 +63,30 @@ struct RowKey {
     escalated: bool,
 }
 
-/// Strings to dense ids.
+/// Strings to dense ids and back.
 #[derive(Default)]
-struct Interner {
+pub(super) struct Interner {
     ids: HashMap<String, u32>,
+    names: Vec<String>,
 }
 
 impl Interner {
-    fn intern(&mut self, text: &str) -> u32 {
+    pub(super) fn intern(&mut self, text: &str) -> u32 {
         if let Some(&id) = self.ids.get(text) {
             return id;
         }
-        let id = u32::try_from(self.ids.len()).unwrap_or(NONE - 1);
+        let id = u32::try_from(self.names.len()).unwrap_or(NONE - 1);
         self.ids.insert(text.to_string(), id);
+        self.names.push(text.to_string());
         id
     }
 
     fn get(&self, text: &str) -> Option<u32> {
         self.ids.get(text).copied()
+    }
+
+    pub(super) fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", String::as_str)
     }
 }
 
@@ -71,11 +95,12 @@ impl RowCache {
         rows.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
         let mut cache = RowCache {
             keys: Vec::with_capacity(rows.len()),
+            facts: Vec::with_capacity(rows.len()),
             ..RowCache::default()
         };
         for row in &rows {
-            let key = cache.key_of(row);
-            cache.keys.push(key);
+            cache.keys.push(make_key(row, &mut cache.names));
+            cache.facts.push(Facts::of(row, &mut cache.names));
             cache.started.insert(row.call_id.clone(), row.started_at);
         }
         cache.rows = rows;
@@ -109,7 +134,7 @@ impl RowCache {
     ) -> Option<&CallRow> {
         let i = self.position(call_id)?;
         change(&mut self.rows[i]);
-        self.keys[i] = self.key_of_index(i);
+        self.reindex(i);
         Some(&self.rows[i])
     }
 
@@ -117,22 +142,23 @@ impl RowCache {
     pub(super) fn put(&mut self, row: CallRow) {
         if let Some(i) = self.position(&row.call_id) {
             self.rows[i] = row;
-            self.keys[i] = self.key_of_index(i);
+            self.reindex(i);
             return;
         }
         let at = self
             .rows
             .partition_point(|r| order_key(r) < (row.started_at, row.call_id.as_str()));
-        let key = self.key_of(&row);
+        self.keys.insert(at, make_key(&row, &mut self.names));
+        self.facts.insert(at, Facts::of(&row, &mut self.names));
         self.started.insert(row.call_id.clone(), row.started_at);
         self.rows.insert(at, row);
-        self.keys.insert(at, key);
     }
 
     pub(super) fn remove(&mut self, call_id: &str) -> Option<CallRow> {
         let i = self.position(call_id)?;
         self.started.remove(call_id);
         self.keys.remove(i);
+        self.facts.remove(i);
         Some(self.rows.remove(i))
     }
 
@@ -140,35 +166,47 @@ impl RowCache {
     pub(super) fn matching<'a>(
         &'a self,
         filter: &'a CallFilter,
-    ) -> Box<dyn Iterator<Item = &'a CallRow> + 'a> {
-        let Some(compiled) = self.compile(filter) else {
-            return Box::new(std::iter::empty());
-        };
+    ) -> impl Iterator<Item = &'a CallRow> + 'a {
+        self.matching_indexes(filter).map(|i| &self.rows[i])
+    }
+
+    /// Indexes of the rows matching the filter, newest first.
+    pub(super) fn matching_indexes<'a>(
+        &'a self,
+        filter: &'a CallFilter,
+    ) -> impl Iterator<Item = usize> + 'a {
+        let compiled = self.compile(filter);
         // Sorted by start time: narrow the date range by binary search first.
-        let low = filter
-            .from
-            .map_or(0, |from| self.keys.partition_point(|k| k.started_at < from));
-        let high = filter.to.map_or(self.keys.len(), |to| {
-            self.keys.partition_point(|k| k.started_at < to)
-        });
-        let high = high.max(low);
-        Box::new(
-            self.keys[low..high]
-                .iter()
-                .enumerate()
-                .rev()
-                .filter(move |(_, key)| compiled.passes(key))
-                .map(move |(i, _)| &self.rows[low + i])
-                .filter(move |row| !compiled.check_row || filter.matches(row)),
-        )
+        let (low, high) = match compiled {
+            None => (0, 0),
+            Some(_) => {
+                let low = filter
+                    .from
+                    .map_or(0, |from| self.keys.partition_point(|k| k.started_at < from));
+                let high = filter.to.map_or(self.keys.len(), |to| {
+                    self.keys.partition_point(|k| k.started_at < to)
+                });
+                (low, high.max(low))
+            }
+        };
+        (low..high).rev().filter(move |&i| {
+            compiled.is_some_and(|c| {
+                c.passes(&self.keys[i]) && (!c.check_row || filter.matches(&self.rows[i]))
+            })
+        })
     }
 
-    fn key_of_index(&mut self, i: usize) -> RowKey {
-        make_key(&self.rows[i], &mut self.symbols, &mut self.categories)
+    pub(super) fn key(&self, i: usize) -> &RowKey {
+        &self.keys[i]
     }
 
-    fn key_of(&mut self, row: &CallRow) -> RowKey {
-        make_key(row, &mut self.symbols, &mut self.categories)
+    pub(super) fn facts(&self, i: usize) -> &Facts {
+        &self.facts[i]
+    }
+
+    fn reindex(&mut self, i: usize) {
+        self.keys[i] = make_key(&self.rows[i], &mut self.names);
+        self.facts[i] = Facts::of(&self.rows[i], &mut self.names);
     }
 
     /// The filter in key terms; `None` when no row can match (a name never seen).
@@ -176,13 +214,13 @@ impl RowCache {
         let symbol = |text: &Option<String>| -> Option<Option<u32>> {
             match text {
                 None => Some(None),
-                Some(text) => self.symbols.get(text).map(Some),
+                Some(text) => self.names.symbols.get(text).map(Some),
             }
         };
         let (category_bit, category_overflow) = match &filter.category {
             None => (0, false),
             Some(category) => {
-                let id = self.categories.get(category)?;
+                let id = self.names.categories.get(category)?;
                 let bit = id.min(OVERFLOW_BIT);
                 (1u64 << bit, bit == OVERFLOW_BIT)
             }
@@ -205,7 +243,9 @@ impl RowCache {
     }
 }
 
-fn make_key(row: &CallRow, symbols: &mut Interner, categories: &mut Interner) -> RowKey {
+fn make_key(row: &CallRow, names: &mut Interners) -> RowKey {
+    let symbols = &mut names.symbols;
+    let categories = &mut names.categories;
     RowKey {
         started_at: row.started_at,
         agent: symbols.intern(&row.agent_id),
@@ -217,6 +257,7 @@ fn make_key(row: &CallRow, symbols: &mut Interner, categories: &mut Interner) ->
         score: row
             .score()
             .map_or(NO_SCORE, |s| u8::try_from(s.min(100)).unwrap_or(100)),
+        handle_ms: row.handle_time_ms().unwrap_or(-1),
         channel: channel_code(row.channel),
         source: source_code(row.source.kind()),
         status: status_code(row.status),

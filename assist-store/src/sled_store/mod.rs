@@ -14,6 +14,7 @@ mod accounts;
 mod cache;
 mod calls;
 mod console;
+mod fast_report;
 
 use crate::admin::*;
 use crate::call::*;
@@ -470,11 +471,7 @@ impl CallStore for SledStore {
         Ok(crate::report::score_stats(cache.matching(&filter)))
     }
     fn report(&self, query: &ReportQuery) -> Result<Report> {
-        let cache = self.cache_read();
-        Ok(crate::report::build_report(
-            query,
-            cache.matching(&query.filter),
-        ))
+        Ok(self.cache_read().report(query))
     }
     fn publish_pack(&self, version: &NewPackVersion) -> Result<PackVersion> {
         self.publish_pack_impl(version, None)
