@@ -23,6 +23,14 @@
 //! - `LOAD_NODELAY` (0): 1 sets TCP_NODELAY on the server's accepted sockets
 //!   (`assist-server serve` does not).
 //! - `LOAD_SERVER_THREADS` (number of CPUs): server runtime workers.
+//! - `LOAD_MODE` (`talk`): `push` measures pack publishing instead: once the sessions are open,
+//!   `LOAD_PUSH_ROUNDS` (5) times, a team lead's publish (`POST /api/v1/packs/publish` with a
+//!   new script) and the time until every session has its `pack_updated`, and until every
+//!   session's next utterance has the new script's card. Target: < 1 s to 1,000 agents.
+//!
+//! ```text
+//! LOAD_MODE=push cargo bench -p assist-server --bench live_load
+//! ```
 //!
 //! Needs about 2 × LOAD_SESSIONS file descriptors across the two processes: check `ulimit -n`
 //! (raise it with `ulimit -n 4096` when it is lower than LOAD_SESSIONS + 256).
@@ -59,6 +67,9 @@ struct Settings {
     connect_concurrency: usize,
     nodelay: bool,
     server_threads: usize,
+    /// `push`: publish pack versions to the open sessions instead of talking.
+    push: bool,
+    push_rounds: usize,
 }
 
 impl Settings {
@@ -74,6 +85,8 @@ impl Settings {
             connect_concurrency: env_usize("LOAD_CONNECT_CONCURRENCY", 64).max(1),
             nodelay: env_usize("LOAD_NODELAY", 0) != 0,
             server_threads: env_usize("LOAD_SERVER_THREADS", cpus).max(1),
+            push: std::env::var("LOAD_MODE").is_ok_and(|m| m == "push"),
+            push_rounds: env_usize("LOAD_PUSH_ROUNDS", 5).max(1),
         }
     }
 }
@@ -216,6 +229,12 @@ fn server_main(s: &Settings) {
                 "sessions open: {held_at_open} (server active calls {calls}); server RSS {rss_open} KiB, +{} KiB = {per:.1} KiB per session",
                 rss_open.saturating_sub(rss_before)
             );
+            if s.push {
+                push_rounds(s, &runtime, &state, addr, held_at_open, &lines);
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
+            }
             cpu_at_go = cpu_seconds();
             go_at = Instant::now();
             deadline = go_at + talk_deadline_after_go;
@@ -362,11 +381,14 @@ fn client_main(s: &Settings, addr: SocketAddr) {
             let gate = Arc::clone(&gate);
             let calls = Arc::clone(&calls);
             let measures = Arc::clone(&measures);
+            let push = s.push;
             tasks.push(tokio::spawn(async move {
                 let _permit = gate.acquire_owned().await.ok()?;
                 let call = &calls[id % calls.len()];
+                // Push mode publishes a Chinese script: every session is a Chinese call.
+                let language = if push { "zh" } else { call.language };
                 let t0 = Instant::now();
-                match tokio::time::timeout(STEP_TIMEOUT, open(addr, id, call)).await {
+                match tokio::time::timeout(STEP_TIMEOUT, open(addr, id, language)).await {
                     Ok(Ok(ws)) => {
                         record(&mut lock(&measures).connect, t0.elapsed());
                         Some((id, ws))
@@ -402,6 +424,10 @@ fn client_main(s: &Settings, addr: SocketAddr) {
     }
     let rss_open = support::rss_kib();
     say(&format!("READY {}", sockets.len()));
+    if s.push {
+        runtime.block_on(client_push(sockets));
+        return;
+    }
     let mut go = String::new();
     std::io::stdin()
         .read_line(&mut go)
@@ -476,7 +502,7 @@ fn lock(m: &Mutex<Measures>) -> std::sync::MutexGuard<'_, Measures> {
 }
 
 /// Connects and says hello; returns once welcomed.
-async fn open(addr: SocketAddr, id: usize, call: &SampleCall) -> Result<Ws, String> {
+async fn open(addr: SocketAddr, id: usize, language: &str) -> Result<Ws, String> {
     let url = format!("ws://{addr}/ws");
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
         .await
@@ -486,7 +512,7 @@ async fn open(addr: SocketAddr, id: usize, call: &SampleCall) -> Result<Ws, Stri
         agent_id: format!("load-agent-{id}"),
         token: String::new(),
         call_id: format!("load-{}-{id}", std::process::id()),
-        language: call.language.to_string(),
+        language: language.to_string(),
         channel: Default::default(),
     };
     send(&mut ws, &hello).await?;
@@ -663,4 +689,220 @@ async fn talk(
     .unwrap_or(false);
     let _ = ws.close(None).await;
     got_summary
+}
+
+// ---------------------------------------------------------------------------------------------
+// Push mode: publish a pack version to every open session.
+
+const TARGET_PUSH: Duration = Duration::from_secs(1);
+
+/// Microseconds since the Unix epoch: the two processes share the machine's clock.
+fn epoch_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// The script a push round publishes: a new card with its own trigger word.
+fn push_script(version: u64) -> String {
+    format!(
+        "[[script]]\nid = \"bench.push.v{version}\"\ntitle = \"推送 {version}\"\ntier = \"basic\"\nlanguage = \"zh\"\npriority = 95\nbody = \"第{version}版话术\"\n[script.trigger]\nkeywords = [\"量子{version}号通道\"]\n"
+    )
+}
+
+/// The server side: one publish per round over HTTP, as a team lead's browser would, and the
+/// times the client reports back.
+fn push_rounds(
+    s: &Settings,
+    runtime: &tokio::runtime::Runtime,
+    state: &Arc<assist_server::state::AppState>,
+    addr: SocketAddr,
+    sessions: usize,
+    lines: &mpsc::Receiver<String>,
+) {
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let token: String = runtime.block_on(async {
+        let reply: serde_json::Value = http
+            .post(format!("{base}/api/v1/login"))
+            .json(&serde_json::json!({"username": "admin", "password": "load-test-admin"}))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("login reply");
+        reply["token"].as_str().expect("a token").to_string()
+    });
+    let files = state
+        .store
+        .latest_pack()
+        .expect("store")
+        .expect("version 1")
+        .files;
+    let mut notice_ms = histogram();
+    let mut worst_notice = Duration::ZERO;
+    let mut worst_card = Duration::ZERO;
+    for round in 0..s.push_rounds {
+        let base_version = state
+            .store
+            .latest_pack()
+            .expect("store")
+            .map_or(0, |v| v.number);
+        let version = base_version + 1;
+        let mut edited = files.clone();
+        edited.insert("scripts/zz_bench_push.toml".into(), push_script(version));
+        let sent = epoch_us();
+        let status = runtime.block_on(async {
+            http.post(format!("{base}/api/v1/packs/publish"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({"files": edited, "base_version": base_version}))
+                .send()
+                .await
+                .map(|r| r.status())
+        });
+        let answered = epoch_us();
+        assert!(
+            status.as_ref().is_ok_and(|s| s.as_u16() == 201),
+            "publish failed: {status:?}"
+        );
+        let (mut notice_last, mut card_last) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while notice_last.is_none() || card_last.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = lines.recv_timeout(left) else {
+                println!("round {round}: timed out waiting for the client");
+                return;
+            };
+            let mut parts = line.split_whitespace();
+            let (kind, v, n, first, last) = (
+                parts.next().unwrap_or(""),
+                parts
+                    .next()
+                    .and_then(|x| x.parse::<u64>().ok())
+                    .unwrap_or(0),
+                parts
+                    .next()
+                    .and_then(|x| x.parse::<usize>().ok())
+                    .unwrap_or(0),
+                parts
+                    .next()
+                    .and_then(|x| x.parse::<u64>().ok())
+                    .unwrap_or(0),
+                parts
+                    .next()
+                    .and_then(|x| x.parse::<u64>().ok())
+                    .unwrap_or(0),
+            );
+            if v != version {
+                continue;
+            }
+            match kind {
+                "NOTICE" => notice_last = Some((n, first, last)),
+                "CARD" => card_last = Some((n, first, last)),
+                _ => {}
+            }
+        }
+        let (notices, first_notice, last_notice) = notice_last.unwrap_or_default();
+        let (cards, _, last_card) = card_last.unwrap_or_default();
+        let ms = |a: u64, b: u64| b.saturating_sub(a) as f64 / 1e3;
+        println!(
+            "round {}: version {version}: publish answered in {:.1} ms; pack_updated to {notices}/{sessions} sessions: first {:.1} ms, last {:.1} ms after the request ({:.1} ms after the answer); new card on the next utterance of {cards}/{sessions}: last {:.1} ms after the request",
+            round + 1,
+            ms(sent, answered),
+            ms(sent, first_notice),
+            ms(sent, last_notice),
+            ms(answered, last_notice),
+            ms(sent, last_card),
+        );
+        record(
+            &mut notice_ms,
+            Duration::from_micros(last_notice.saturating_sub(sent)),
+        );
+        worst_notice = worst_notice.max(Duration::from_micros(last_notice.saturating_sub(sent)));
+        worst_card = worst_card.max(Duration::from_micros(last_card.saturating_sub(sent)));
+        // Let the round's utterances settle before the next publish.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    println!(
+        "{}",
+        row_ms("publish request -> last session notified", &notice_ms)
+    );
+    println!(
+        "TARGET a published script reaches {sessions} connected agents in < {TARGET_PUSH:?}: worst of {} rounds {:.1} ms (new card on the next utterance everywhere: {:.1} ms) -> {}",
+        s.push_rounds,
+        worst_notice.as_secs_f64() * 1e3,
+        worst_card.as_secs_f64() * 1e3,
+        if worst_notice < TARGET_PUSH && sessions >= TARGET_SESSIONS { "MET" } else { "MISSED" }
+    );
+}
+
+/// The client side of push mode: every session waits for `pack_updated`, then says the new
+/// script's trigger word and waits for its card; per version, the first and last times are
+/// reported once every session has them.
+async fn client_push(sockets: Vec<(usize, Ws)>) {
+    let total = sockets.len();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(bool, u64, u64)>();
+    for (_, mut ws) in sockets {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut seq = 0u64;
+            loop {
+                let message = match next_message(&mut ws).await {
+                    Ok(m) => m,
+                    Err(_) => return,
+                };
+                match message {
+                    ServerMessage::PackUpdated { pack_version } => {
+                        let now = epoch_us();
+                        let Some(version) = pack_version
+                            .rsplit_once("+v")
+                            .and_then(|(_, v)| v.parse::<u64>().ok())
+                        else {
+                            continue;
+                        };
+                        let _ = tx.send((false, version, now));
+                        seq += 1;
+                        let utt = Utterance {
+                            seq,
+                            speaker: assist_protocol::Speaker::Customer,
+                            partial: false,
+                            text: format!("请问量子{version}号通道怎么走"),
+                            start: seq as f64 * 5.0,
+                            end: Some(seq as f64 * 5.0 + 2.0),
+                            prosody: None,
+                        };
+                        if send(&mut ws, &ClientMessage::Utterance(utt)).await.is_err() {
+                            return;
+                        }
+                    }
+                    ServerMessage::Card(card) => {
+                        if let Some(v) = card.id.strip_prefix("bench.push.v") {
+                            if let Ok(version) = v.parse::<u64>() {
+                                let _ = tx.send((true, version, epoch_us()));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
+    drop(tx);
+    // version -> (notices: count, first, last), (cards: count, first, last)
+    let mut seen: std::collections::HashMap<(bool, u64), (usize, u64, u64)> =
+        std::collections::HashMap::new();
+    while let Some((card, version, at)) = rx.recv().await {
+        let entry = seen.entry((card, version)).or_insert((0, u64::MAX, 0));
+        entry.0 += 1;
+        entry.1 = entry.1.min(at);
+        entry.2 = entry.2.max(at);
+        if entry.0 == total {
+            let kind = if card { "CARD" } else { "NOTICE" };
+            say(&format!(
+                "{kind} {version} {} {} {}",
+                entry.0, entry.1, entry.2
+            ));
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! The assist server end to end: the real binary, a real WebSocket, the real default pack.
 
+mod coaching;
 mod common;
 
 use assist_engine::{Engine, NoKnowledge};

@@ -117,9 +117,10 @@ pub async fn login(
     }
     let ttl_ms = state.settings.token_ttl.as_millis() as i64;
     let result = mutate(&state, move |store| {
-        let now = now_ms();
         match store.verify_password(&login.username, &login.password)? {
             Some(user) => {
+                // The token's life starts after the (deliberately slow) password check.
+                let now = now_ms();
                 let token = store.issue_token(&user.username, now, ttl_ms)?;
                 audit(
                     store,

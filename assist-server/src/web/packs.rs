@@ -251,7 +251,14 @@ pub async fn preview(
                 events.extend(out);
             }
         }
-        events.extend(session.end(None));
+        // End where the stored call ended, so the call-end alerts line up with the stored ones.
+        let end = record
+            .alerts
+            .iter()
+            .map(|a| a.alert.t)
+            .chain(record.lines.iter().map(|l| l.end.unwrap_or(l.start)))
+            .fold(0.0, f64::max);
+        events.extend(session.end(Some(end)));
         let summary = match events.last() {
             Some(Event::Summary(s)) => Some(s.clone()),
             _ => None,

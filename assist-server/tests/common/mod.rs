@@ -51,10 +51,16 @@ pub fn sample_calls() -> Vec<(String, PathBuf)> {
     calls
 }
 
-/// A running server process, stopped (by pid) when dropped.
+/// The bootstrap admin's password in every test server.
+pub const ADMIN_PASSWORD: &str = "admin-test-password";
+
+/// A running server process on its own data dir, stopped (by pid) when dropped.
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// The temporary data dir, when the server made its own.
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -63,11 +69,22 @@ impl Server {
     }
 
     pub fn start_with_pack(pack: &Path, extra: &[&str]) -> Server {
+        let data = tempfile::tempdir().expect("temp data dir");
+        let mut server = Server::start_on(data.path(), pack, extra);
+        server._data = Some(data);
+        server
+    }
+
+    /// A server on `data_dir` (kept by the caller, e.g. to restart on it).
+    pub fn start_on(data_dir: &Path, pack: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--pack"])
             .arg(pack)
+            .arg("--data-dir")
+            .arg(data_dir)
             .args(extra)
             .env("ASSIST_LOG", "warn")
+            .env("ASSIST_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env_remove("ASSIST_AGENT_TOKENS")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -84,11 +101,27 @@ impl Server {
             .unwrap_or_else(|| panic!("unexpected first line from server: {line:?}"))
             .parse()
             .expect("a socket address");
-        Server { child, addr }
+        Server {
+            child,
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            _data: None,
+        }
     }
 
     pub fn url(&self) -> String {
         format!("ws://{}/ws", self.addr)
+    }
+
+    pub fn http(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill_9(mut self) -> Option<tempfile::TempDir> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self._data.take()
     }
 }
 
@@ -303,3 +336,5 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+pub mod api;
