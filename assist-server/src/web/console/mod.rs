@@ -2,6 +2,10 @@
 //!
 //! This folder belongs to the console: add a file here and a line to [`ASSETS`]. `/` serves
 //! `index.html`; every asset is also served at `/console/<path>`.
+//!
+//! The console is a dependency-free single-page app (docs/console.md): `i18n.js` (every visible
+//! string, Chinese and English), `charts.js` (inline-SVG charts), `app.js` (hash router, views,
+//! API calls with the bearer token kept in `sessionStorage`) and `style.css`.
 
 /// One embedded file.
 pub struct Asset {
@@ -11,9 +15,33 @@ pub struct Asset {
     pub body: &'static str,
 }
 
+const JS: &str = "text/javascript; charset=utf-8";
+
 /// Every file of the console.
-pub const ASSETS: &[Asset] = &[Asset {
-    path: "index.html",
-    content_type: "text/html; charset=utf-8",
-    body: include_str!("index.html"),
-}];
+pub const ASSETS: &[Asset] = &[
+    Asset {
+        path: "index.html",
+        content_type: "text/html; charset=utf-8",
+        body: include_str!("index.html"),
+    },
+    Asset {
+        path: "style.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("style.css"),
+    },
+    Asset {
+        path: "i18n.js",
+        content_type: JS,
+        body: include_str!("i18n.js"),
+    },
+    Asset {
+        path: "charts.js",
+        content_type: JS,
+        body: include_str!("charts.js"),
+    },
+    Asset {
+        path: "app.js",
+        content_type: JS,
+        body: include_str!("app.js"),
+    },
+];
