@@ -230,6 +230,27 @@ async fn a_trainer_logs_in_opens_a_call_comments_on_a_line_and_overturns_a_hit()
         .wait_for_text("[data-testid=comment]", "say the disclosure first")
         .await;
 
+    // Reports: the overturned hit counts against its rule's precision; charts are drawn.
+    browser.click_on("[data-testid=nav-reports]").await;
+    browser
+        .wait_for_text(
+            "[data-testid=precision-row][data-rule='abuse.insult.en']",
+            "0%",
+        )
+        .await;
+    for chart in [
+        "chart-calls",
+        "chart-hits",
+        "chart-distribution",
+        "chart-precision",
+    ] {
+        let bars = browser
+            .find_all(&format!("svg[data-testid={chart}] rect"))
+            .await;
+        assert!(!bars.is_empty(), "{chart} has bars");
+    }
+    browser.script("history.back();", Vec::new()).await;
+
     // The same page in Chinese: every label through the dictionary.
     browser.click_on("[data-testid=lang-toggle]").await;
     browser
@@ -516,4 +537,126 @@ fn wait_child(child: &mut Child, within: Duration) -> Option<std::process::ExitS
 /// An element as a script argument.
 fn element_arg(el: &webdriver::Element) -> Value {
     el.as_arg()
+}
+
+async fn log_out(browser: &Browser) {
+    browser.click_on("[data-testid=logout]").await;
+    browser.wait_for("[data-testid=login-form]").await;
+}
+
+#[tokio::test]
+async fn a_coaching_task_goes_from_open_to_acknowledged_to_done_and_compares_scores() {
+    if !browser_available(
+        "a_coaching_task_goes_from_open_to_acknowledged_to_done_and_compares_scores",
+    ) {
+        return;
+    }
+    let server = Server::start(&[]);
+    let api = Api::new(&server.http());
+    let admin = api.admin().await;
+    let agent = api.user(&admin, "mike", "agent", Some("west")).await;
+    api.user(&admin, "wang.fang", "trainer", None).await;
+    play_call(
+        &server,
+        &api,
+        "mike",
+        &agent,
+        "call-before",
+        "en_guarantee_and_abuse.jsonl",
+    )
+    .await;
+
+    // The trainer scores the call by hand and opens a coaching task from it.
+    let browser = Browser::start("en-US").await;
+    log_in(&browser, &server, "wang.fang", "wang.fang-password").await;
+    browser
+        .goto(&format!("{}/#/calls/call-before", server.http()))
+        .await;
+    browser.fill("[data-testid=score-value]", "55").await;
+    browser
+        .fill(
+            "[data-testid=score-reason]",
+            "Misleading promise, but the greeting was right",
+        )
+        .await;
+    browser.click_on("[data-testid=score-save]").await;
+    browser
+        .wait_for_text("[data-testid=manual-score-current]", "55")
+        .await;
+    browser.click_on("[data-testid=call-new-task]").await;
+    browser
+        .fill("[data-testid=task-title]", "Never promise returns")
+        .await;
+    browser
+        .fill(
+            "[data-testid=task-note]",
+            "Use the risk disclosure script on every fund call.",
+        )
+        .await;
+    browser.click_on("[data-testid=task-create]").await;
+    browser
+        .wait_for_text("[data-testid=task-status]", "open")
+        .await;
+    let tasks = api.get("/api/v1/tasks", &admin).await.expect(200);
+    let task = &tasks["tasks"][0];
+    assert_eq!(task["agent"], "mike");
+    assert_eq!(task["call_ids"][0], "call-before");
+    let task_id = task["id"].as_u64().expect("task id");
+
+    // A call after the task.
+    play_call(
+        &server,
+        &api,
+        "mike",
+        &agent,
+        "call-after",
+        "en_clean_delivery.jsonl",
+    )
+    .await;
+
+    // The agent sees only their own calls and tasks, and acknowledges the task.
+    log_out(&browser).await;
+    log_in(&browser, &server, "mike", "mike-password").await;
+    assert!(browser.find_all("[data-testid=nav-packs]").await.is_empty());
+    let rows = browser.find_all("[data-testid=call-row]").await;
+    assert_eq!(rows.len(), 2, "the agent's two calls");
+    browser.click_on("[data-testid=nav-tasks]").await;
+    browser.click_on("[data-testid=task-ack]").await;
+    browser
+        .wait_for_text("[data-testid=task-status]", "acknowledged")
+        .await;
+
+    // The trainer closes it and compares the agent's scores before and after.
+    log_out(&browser).await;
+    log_in(&browser, &server, "wang.fang", "wang.fang-password").await;
+    browser
+        .goto(&format!("{}/#/tasks/{task_id}", server.http()))
+        .await;
+    browser
+        .wait_for_text("[data-testid=task-status]", "acknowledged")
+        .await;
+    browser.click_on("[data-testid=task-done]").await;
+    browser
+        .wait_for_text("[data-testid=task-status]", "done")
+        .await;
+    let reached = browser
+        .find_all("[data-testid=task-steps] li.reached")
+        .await;
+    assert_eq!(reached.len(), 3, "open, acknowledged, done");
+    browser
+        .wait_for_text("[data-testid=avg-before]", "55.0")
+        .await;
+    let progress = api
+        .get(&format!("/api/v1/tasks/{task_id}/progress"), &admin)
+        .await
+        .expect(200);
+    let after = progress["after"]["avg_score"]
+        .as_f64()
+        .expect("a score after");
+    browser
+        .wait_for_text("[data-testid=avg-after]", &format!("{after:.1}"))
+        .await;
+    browser.wait_for("svg[data-testid=task-avg-chart]").await;
+
+    browser.quit().await;
 }

@@ -171,6 +171,11 @@ function fmtDate(v) {
   return fmtTime(v).slice(0, 10);
 }
 
+/** A task's due date: the API keeps the (exclusive) end of the due day, so show the day before. */
+function fmtDue(ms) {
+  return typeof ms === 'number' ? fmtDate(ms - 1) : fmtDate(ms);
+}
+
 function fmtDuration(secs) {
   if (secs === null || secs === undefined || !isFinite(secs)) return '–';
   const s = Math.round(secs);
@@ -795,7 +800,7 @@ function tasksTable(tasks, ctx) {
         h('td', {}, h('a', { href: '#/tasks/' + task.id, 'data-testid': 'task-link' }, '#' + task.id)),
         h('td', {}, task.agent),
         h('td', {}, task.title),
-        h('td', { class: overdue ? 'bad' : '' }, fmtDate(task.due), overdue ? ' · ' + t('tasks.overdue') : ''),
+        h('td', { class: overdue ? 'bad' : '' }, fmtDue(task.due), overdue ? ' · ' + t('tasks.overdue') : ''),
         h('td', {}, h('span', { class: 'status st-' + task.status, 'data-testid': 'task-status' }, statusLabel(task.status))),
         h('td', {}, task.created_by),
         h('td', {}, taskActions(task, ctx, slot), h('a', { href: '#/tasks/' + task.id, class: 'small' }, t('tasks.progress'))));
@@ -815,7 +820,7 @@ async function viewTask(main, ctx, id) {
     h('dt', {}, t('tasks.agent')), h('dd', {}, task.agent),
     h('dt', {}, t('tasks.createdBy')), h('dd', {}, task.created_by),
     h('dt', {}, t('tasks.created')), h('dd', {}, fmtTime(task.created_at)),
-    h('dt', {}, t('tasks.due')), h('dd', {}, fmtDate(task.due)),
+    h('dt', {}, t('tasks.due')), h('dd', {}, fmtDue(task.due)),
     h('dt', {}, t('tasks.updated')), h('dd', {}, fmtTime(task.updated_at)),
     h('dt', {}, t('tasks.status')), h('dd', {}, h('span', { class: 'status st-' + task.status, 'data-testid': 'task-status' }, statusLabel(task.status)))));
   if (task.note) main.appendChild(h('p', { class: 'note-text' }, task.note));
@@ -945,7 +950,7 @@ async function viewPacks(main, ctx) {
   };
 
   const newPath = h('input', { placeholder: t('packs.newFile'), 'data-testid': 'pack-new-path', class: 'mono' });
-  const side = h('div', { class: 'pack-side' }, h('h3', {}, t('packs.files')), fileList);
+  const side = h('div', { class: 'pack-side' }, h('h3', {}, t('packs.files')));
   if (canEdit) {
     side.appendChild(h('form', {
       class: 'new-file',
@@ -972,6 +977,7 @@ async function viewPacks(main, ctx) {
       },
     }, t('packs.removeFile')));
   }
+  side.appendChild(fileList);
   const edit = h('div', { class: 'pack-edit' }, currentPath, h('div', { class: 'editor-wrap' }, gutter, editor));
   main.appendChild(h('div', { class: 'pack-layout' }, side, edit));
 
@@ -1346,7 +1352,7 @@ async function viewAudit(main, ctx) {
     actor: h('input', { value: p.actor || '', 'data-testid': 'audit-actor' }),
     action: h('select', {}, option('', t('common.all'), p.action),
       ['login', 'login_failed', 'logout', 'publish', 'rollback', 'manual_score', 'verdict', 'delete_call',
-        'export_call', 'purge', 'user_created', 'user_updated', 'user_deleted'].map((a) => option(a, a, p.action))),
+        'export_call', 'purge', 'user_created', 'user_updated', 'user_deleted'].map((a) => option(a, tv('action', a), p.action))),
     from: h('input', { type: 'date', value: p.from || '' }),
     to: h('input', { type: 'date', value: p.to || '' }),
     limit: h('input', { type: 'number', min: 1, max: 1000, value: query.limit, class: 'num' }),
@@ -1365,7 +1371,7 @@ async function viewAudit(main, ctx) {
   main.appendChild(h('table', { class: 'list', 'data-testid': 'audit-table' },
     h('thead', {}, h('tr', {}, [t('audit.at'), t('audit.actor'), t('audit.action'), t('audit.target'), t('audit.detail')].map((c) => h('th', {}, c)))),
     h('tbody', {}, log.entries.map((e) => h('tr', { 'data-testid': 'audit-row', 'data-action': e.action },
-      h('td', {}, fmtTime(e.at)), h('td', {}, e.actor), h('td', { class: 'mono' }, e.action),
+      h('td', {}, fmtTime(e.at)), h('td', {}, e.actor), h('td', { title: e.action }, tv('action', e.action)),
       h('td', { class: 'mono' }, e.target), h('td', {}, e.detail))))));
 }
 

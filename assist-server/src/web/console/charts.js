@@ -28,7 +28,8 @@ function emptyChart(testid) {
  */
 function barChart({ items, series, format, max, testid, width }) {
   const rows = (items || []).map((it) => ({
-    label: String(it.label),
+    full: String(it.label),
+    label: shorten(String(it.label), 30),
     values: it.values || [it.value],
   }));
   if (!rows.length) return emptyChart(testid);
@@ -36,7 +37,7 @@ function barChart({ items, series, format, max, testid, width }) {
   const nSeries = rows[0].values.length;
   const barH = 14;
   const gap = 8;
-  const labelW = Math.min(220, 12 + 7 * Math.max(...rows.map((r) => r.label.length)));
+  const labelW = Math.min(230, 12 + 7 * Math.max(...rows.map((r) => textWidth(r.label))));
   const W = width || 560;
   const valueW = 70;
   const plotW = Math.max(80, W - labelW - valueW);
@@ -60,7 +61,7 @@ function barChart({ items, series, format, max, testid, width }) {
   rows.forEach((r, i) => {
     const y0 = legendH + i * rowH;
     const label = svgEl('text', { x: labelW - 6, y: y0 + (nSeries * barH) / 2 + 4, 'text-anchor': 'end', class: 'label' }, r.label);
-    label.appendChild(svgEl('title', {}, r.label));
+    label.appendChild(svgEl('title', {}, r.full));
     svg.appendChild(label);
     r.values.forEach((v, j) => {
       const num = typeof v === 'number' && isFinite(v) ? v : 0;
@@ -68,7 +69,7 @@ function barChart({ items, series, format, max, testid, width }) {
       const y = y0 + j * barH;
       const color = (series && series[j] && series[j].color) || PALETTE[j % PALETTE.length];
       const rect = svgEl('rect', { x: labelW, y, width: w, height: barH - 2, fill: color, rx: 2 });
-      rect.appendChild(svgEl('title', {}, `${r.label}: ${fmt(v)}`));
+      rect.appendChild(svgEl('title', {}, `${r.full}: ${fmt(v)}`));
       svg.appendChild(rect);
       svg.appendChild(svgEl('text', { x: labelW + w + 4, y: y + barH - 4, class: 'value' }, fmt(v)));
     });
@@ -110,8 +111,8 @@ function histogram({ buckets, labels, testid, width, height }) {
  */
 function emotionChart({ points, marks, duration, testid, width, height }) {
   if (!points || !points.length) return emptyChart(testid);
-  const W = width || 640;
-  const H = height || 180;
+  const W = width || 900;
+  const H = height || 200;
   const padL = 34;
   const padR = 10;
   const padT = 10;
@@ -158,4 +159,16 @@ function emotionChart({ points, marks, duration, testid, width, height }) {
 function fmtClock(secs) {
   const s = Math.max(0, Math.round(Number(secs) || 0));
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+
+/** Long labels keep their end (rule ids differ at the end), with an ellipsis in front. */
+function shorten(text, max) {
+  return text.length > max ? '…' + text.slice(text.length - max + 1) : text;
+}
+
+/** Rough width in 7-px units: CJK characters count double. */
+function textWidth(text) {
+  let n = 0;
+  for (const ch of text) n += ch.charCodeAt(0) > 0x2e80 ? 2 : 1;
+  return n;
 }
