@@ -22,7 +22,7 @@ pub mod users;
 use crate::state::{now_ms, AppState};
 use assist_store::{AuditEntry, CallStore, StoreError};
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use axum::Router;
@@ -374,14 +374,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 fn asset(path: &str) -> Response {
     match console::ASSETS.iter().find(|a| a.path == path) {
-        Some(a) => (
-            [
-                (header::CONTENT_TYPE, a.content_type),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            a.body,
-        )
-            .into_response(),
+        Some(a) => (console::headers(a), a.body).into_response(),
         None => (StatusCode::NOT_FOUND, "not found").into_response(),
     }
 }

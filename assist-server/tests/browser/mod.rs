@@ -102,6 +102,19 @@ async fn a_trainer_logs_in_opens_a_call_comments_on_a_line_and_overturns_a_hit()
     )
     .await;
 
+    // The console is one page with its own scripts only.
+    let page = reqwest::get(format!("{}/", server.http()))
+        .await
+        .expect("GET /");
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(page.text().await.expect("body").contains("/console/app.js"));
+
     let browser = Browser::start("en-US").await;
 
     // A wrong password is refused plainly, with the API's code.
@@ -349,6 +362,17 @@ body = "The purple penguin plan is free for the first month, and you can cancel 
 keywords = ["purple penguin"]
 "#;
 
+const NEW_RULE: &str = r#"[[rule]]
+id = "forbidden_phrase.penguin.en"
+category = "forbidden_phrase"
+severity = "general"
+speaker = "customer"
+language = "en"
+message = "A rule written in the console"
+kind = "keywords"
+any = ["purple penguin"]
+"#;
+
 #[tokio::test]
 async fn a_script_published_in_the_console_reaches_a_connected_agent_client() {
     if !browser_available("a_script_published_in_the_console_reaches_a_connected_agent_client") {
@@ -499,6 +523,33 @@ async fn a_script_published_in_the_console_reaches_a_connected_agent_client() {
     assert!(
         status.is_some_and(|s| s.success()),
         "agent-client exits cleanly at call end"
+    );
+
+    // Preview a new rule on the stored call before publishing it: the hit it would add.
+    browser.script("location.reload();", Vec::new()).await;
+    browser.wait_for("[data-testid=pack-editor]").await;
+    browser
+        .fill("[data-testid=pack-new-path]", "rules/console_test.toml")
+        .await;
+    browser.click_on("[data-testid=pack-add-file]").await;
+    browser
+        .wait_for_text("[data-testid=pack-current-file]", "rules/console_test.toml")
+        .await;
+    browser.fill("[data-testid=pack-editor]", NEW_RULE).await;
+    browser
+        .fill("[data-testid=preview-call]", "call-console-push")
+        .await;
+    browser.click_on("[data-testid=pack-preview]").await;
+    browser
+        .wait_for_text(
+            "[data-testid=pack-preview-result]",
+            "forbidden_phrase.penguin.en",
+        )
+        .await;
+    assert_eq!(
+        api.latest_pack(&admin).await,
+        version,
+        "a preview publishes nothing"
     );
 
     // Roll back from the browser: the history gets a new version with the old files.

@@ -987,8 +987,8 @@ async function viewPacks(main, ctx) {
       result.appendChild(h('div', { class: 'error', 'data-testid': 'pack-errors', role: 'alert' },
         h('strong', {}, err.code), ' ', t('packs.invalid', { n: err.details.length }),
         h('ul', {}, err.details.map((d) => h('li', {},
-          h('a', {
-            href: 'javascript:void 0', class: 'mono', 'data-testid': 'pack-error',
+          h('button', {
+            type: 'button', class: 'link mono problem', 'data-testid': 'pack-error',
             onclick: () => { if (d.file in packState.draft) { fillFiles(); select(d.file, d.line); } },
           }, d.text || `${d.file}:${d.line}: ${d.message}`))))));
     } else if (err.code === 'version_conflict') {

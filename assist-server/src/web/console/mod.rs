@@ -7,6 +7,26 @@
 //! string, Chinese and English), `charts.js` (inline-SVG charts), `app.js` (hash router, views,
 //! API calls with the bearer token kept in `sessionStorage`) and `style.css`.
 
+use axum::http::header::{self, HeaderName};
+
+/// What a console page may load and do: its own scripts, styles and API only, no inline script,
+/// no framing. The console is written for it (no inline handlers, styles or `javascript:` links).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; \
+    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The response headers of an asset.
+pub fn headers(asset: &Asset) -> [(HeaderName, &'static str); 6] {
+    [
+        (header::CONTENT_TYPE, asset.content_type),
+        (header::CACHE_CONTROL, "no-cache"),
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ]
+}
+
 /// One embedded file.
 pub struct Asset {
     /// Path under `/console/` (and `index.html` for `/`).
