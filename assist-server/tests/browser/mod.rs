@@ -273,6 +273,32 @@ async fn a_trainer_logs_in_opens_a_call_comments_on_a_line_and_overturns_a_hit()
         .wait_for_text("[data-testid=nav-calls]", "通话")
         .await;
 
+    // A token the server no longer knows sends you to the login, and back afterwards.
+    api.call(
+        reqwest::Method::POST,
+        "/api/v1/logout",
+        Some(&session_token(&browser).await),
+        None,
+    )
+    .await
+    .expect(204);
+    browser
+        .script("location.hash = '#/reports?group_by=agent';", Vec::new())
+        .await;
+    browser.wait_for("[data-testid=login-form]").await;
+    browser
+        .fill("[data-testid=login-username]", "wang.fang")
+        .await;
+    browser
+        .fill("[data-testid=login-password]", "wang.fang-password")
+        .await;
+    browser.click_on("[data-testid=login-submit]").await;
+    browser.wait_for("[data-testid=report-kpis]").await;
+    assert!(browser
+        .current_url()
+        .await
+        .contains("#/reports?group_by=agent"));
+
     browser.quit().await;
 }
 
@@ -588,6 +614,19 @@ fn wait_child(child: &mut Child, within: Duration) -> Option<std::process::ExitS
 /// An element as a script argument.
 fn element_arg(el: &webdriver::Element) -> Value {
     el.as_arg()
+}
+
+/// The console's bearer token in the page's sessionStorage.
+async fn session_token(browser: &Browser) -> String {
+    browser
+        .script(
+            "return sessionStorage.getItem('console.token');",
+            Vec::new(),
+        )
+        .await
+        .as_str()
+        .expect("logged in")
+        .to_string()
 }
 
 async fn log_out(browser: &Browser) {

@@ -533,7 +533,13 @@ async function viewCall(main, ctx, id) {
   right.appendChild(h('h2', {}, t('call.summary')));
   const hits = (call.summary && call.summary.hits) || [];
   right.appendChild(hits.length
-    ? h('ul', { class: 'hits', 'data-testid': 'summary-hits' }, hits.map((x) => h('li', {},
+    ? h('ul', { class: 'hits', 'data-testid': 'summary-hits' }, hits.map((x) => h('li', {
+      class: 'clickable',
+      onclick: () => {
+        const el = document.querySelector(`[data-testid=alert][data-rule="${CSS.escape(x.rule)}"]`);
+        if (el) { el.scrollIntoView({ block: 'center' }); el.classList.add('flash'); setTimeout(() => el.classList.remove('flash'), 1200); }
+      },
+    },
       h('span', { class: 'sev sev-' + x.severity }, tv('severity', x.severity)), ' ',
       h('span', { class: 'mono' }, x.rule), ' · ', tv('cat', x.category), ' ', t('call.count', { n: x.count }))))
     : h('p', { class: 'muted' }, t('call.noHits')));
@@ -761,7 +767,7 @@ function newTaskForm(agents, p) {
       const task = await attempt(slot, () => api('POST', '/tasks', body));
       if (task) go('/tasks/' + task.id);
     },
-  }, h('h2', {}, t('tasks.new')),
+  }, h('h2', { 'data-testid': 'task-form-toggle', onclick: () => form.classList.remove('collapsed') }, t('tasks.new')),
   h('div', { class: 'row' }, field(t('tasks.agent'), agent), field(t('tasks.titleField'), title),
     field(t('tasks.due'), due), field(t('tasks.callId'), call)),
   field(t('tasks.note'), note),
@@ -1015,8 +1021,10 @@ async function viewPacks(main, ctx) {
     const pick = h('select', { onchange: () => { callInput.value = pick.value; } },
       option('', t('packs.pickCall'), ''),
       recent.calls.map((r) => option(callId(r), `${fmtTime(r.started_at)} · ${callAgent(r)} · ${callId(r)}`, '')));
-    const teamSel = h('select', { 'data-testid': 'publish-team' }, option('', t('packs.everyone'), ''),
-      teams.filter((tm) => session.is('admin') || tm.id === session.user.team).map((tm) => option(tm.id, t('packs.team', { team: tm.name }), '')));
+    // A lead publishes to their own team unless they choose everyone.
+    const defaultScope = session.is('lead') ? (session.user.team || '') : '';
+    const teamSel = h('select', { 'data-testid': 'publish-team' }, option('', t('packs.everyone'), defaultScope),
+      teams.filter((tm) => session.is('admin') || tm.id === session.user.team).map((tm) => option(tm.id, t('packs.team', { team: tm.name }), defaultScope)));
     const message = h('input', { placeholder: t('packs.message'), 'data-testid': 'publish-message', maxlength: 2000 });
     main.appendChild(h('div', { class: 'pack-actions' },
       h('div', { class: 'buttons' },
@@ -1035,8 +1043,12 @@ async function viewPacks(main, ctx) {
         h('button', {
           type: 'button', 'data-testid': 'pack-preview',
           onclick: () => run(async () => {
-            const pv = await api('POST', '/packs/preview', { files: packState.draft, call_id: callInput.value.trim() });
-            clear(result).appendChild(previewView(pv));
+            const callId_ = callInput.value.trim();
+            const [pv, stored] = await Promise.all([
+              api('POST', '/packs/preview', { files: packState.draft, call_id: callId_ }),
+              api('GET', '/calls/' + encodeURIComponent(callId_)),
+            ]);
+            clear(result).appendChild(previewView(pv, stored));
           }),
         }, t('packs.preview'))),
       h('div', { class: 'buttons' }, field(t('packs.publishTo'), teamSel), message,
@@ -1102,7 +1114,7 @@ async function viewPacks(main, ctx) {
   main.appendChild(diffBox);
 }
 
-function previewView(pv) {
+function previewView(pv, stored) {
   const hitList = (hits, cls) => h('ul', { class: 'hits ' + cls }, hits.map((x) => h('li', {},
     h('span', { class: 'sev sev-' + x.severity }, tv('severity', x.severity)), ' ',
     h('span', { class: 'mono' }, x.rule), ' · ', tv('cat', x.category), ' · ',
@@ -1113,7 +1125,21 @@ function previewView(pv) {
     h('p', {}, t('packs.scoreChange', { before, after })),
     h('h4', {}, t('packs.added'), ` (${pv.added.length})`), hitList(pv.added, 'added'),
     h('h4', {}, t('packs.removed'), ` (${pv.removed.length})`), hitList(pv.removed, 'removed'),
-    h('p', { class: 'muted' }, t('packs.unchanged', { n: pv.unchanged })));
+    h('p', { class: 'muted' }, t('packs.unchanged', { n: pv.unchanged })),
+    h('h4', {}, t('packs.cards')),
+    previewCards(pv.events || [], (stored && stored.cards) || []));
+}
+
+/** The cards the candidate pack shows on the call; those the stored call did not show are marked. */
+function previewCards(events, storedCards) {
+  const before = new Set(storedCards.map((c) => c.card_id));
+  const cards = events.filter((e) => e.type === 'card');
+  if (!cards.length) return h('p', { class: 'muted' }, t('call.noCards'));
+  return h('ul', { class: 'cards', 'data-testid': 'preview-cards' }, cards.map((c) => h('li', { 'data-card-id': c.id },
+    h('span', { class: 'time' }, fmtClock(c.t)), ' ',
+    h('span', { class: 'tag' }, tv('kind', c.kind)), c.tier ? h('span', { class: 'tag' }, tv('tier', c.tier)) : null, ' ',
+    h('strong', {}, c.title), ' ',
+    before.has(c.id) ? null : h('span', { class: 'tag good', 'data-testid': 'preview-new-card' }, t('packs.newCard')))));
 }
 
 function diffView(v) {
