@@ -443,8 +443,8 @@ async fn a_script_published_in_the_console_reaches_a_connected_agent_client() {
         .fill("[data-testid=publish-message]", "purple penguin script")
         .await;
 
-    // An agent of the team is on a call: the first line now, the customer's question 20 s
-    // later (real time), after the publish.
+    // An agent of the team is on a call: the first line now, the customer's question 30 s
+    // later (real time, time enough for the publish below even on a loaded machine).
     let dir = tempfile::tempdir().expect("temp dir");
     let transcript = dir.path().join("call.jsonl");
     std::fs::write(
@@ -452,7 +452,7 @@ async fn a_script_published_in_the_console_reaches_a_connected_agent_client() {
         concat!(
             r#"{"t": 0.0, "end": 3.0, "speaker": "agent", "text": "Hello, thank you for calling, this is Li Na. How can I help you?"}"#,
             "\n",
-            r#"{"t": 20.0, "end": 24.0, "speaker": "customer", "text": "Hi, can you tell me about the purple penguin plan?"}"#,
+            r#"{"t": 30.0, "end": 34.0, "speaker": "customer", "text": "Hi, can you tell me about the purple penguin plan?"}"#,
             "\n",
         ),
     )
@@ -501,6 +501,15 @@ async fn a_script_published_in_the_console_reaches_a_connected_agent_client() {
         .await;
     browser.click_on("[data-testid=pack-publish]").await;
     let published = browser.wait_for("[data-testid=pack-published]").await;
+    let call = api
+        .get("/api/v1/calls/call-console-push", &admin)
+        .await
+        .expect(200);
+    assert_eq!(
+        call["lines"].as_array().map(Vec::len),
+        Some(1),
+        "the publish must land before the customer's line (30 s of call time): this machine was too slow"
+    );
     let version = before + 1;
     assert!(
         browser

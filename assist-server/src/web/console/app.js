@@ -1253,7 +1253,7 @@ async function viewReports(main, ctx) {
     }))));
   main.appendChild(h('h2', {}, t('reports.adoption')));
   main.appendChild(h('table', { class: 'list', 'data-testid': 'adoption-table' },
-    h('thead', {}, h('tr', {}, ['ID', t('reports.shown'), t('reports.used'), t('reports.adoption')].map((c) => h('th', {}, c)))),
+    h('thead', {}, h('tr', {}, [t('reports.cardId'), t('reports.shown'), t('reports.used'), t('reports.adoption')].map((c) => h('th', {}, c)))),
     h('tbody', {}, Object.entries(tot.card_adoption || {}).map(([id, a]) => h('tr', {},
       h('td', { class: 'mono' }, id), h('td', {}, a.shown), h('td', {}, a.used), h('td', {}, a.shown ? fmtPct(a.used / a.shown) : '–'))))));
   main.appendChild(h('h2', {}, t('reports.precision')));
