@@ -107,6 +107,14 @@ fn main() {
 // The server side (this process).
 
 fn server_main(s: &Settings) {
+    // The server's warnings (e.g. slow call-log batches) go to stderr.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ASSIST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     println!("{}", support::machine());
     let fds = open_files_limit();
     println!(

@@ -213,14 +213,22 @@ impl AppState {
             source: Some(SourceKind::Live),
             ..CallFilter::default()
         };
-        let all = Page {
-            offset: 0,
-            limit: usize::MAX,
-        };
-        let page = self.store.list_calls(&filter, all)?;
+        let mut rows = Vec::new();
+        loop {
+            let page = Page {
+                offset: rows.len(),
+                limit: 1000,
+            };
+            let page = self.store.list_calls(&filter, page)?;
+            let done = page.rows.len() < 1000;
+            rows.extend(page.rows);
+            if done {
+                break;
+            }
+        }
         let packs = self.packs.load();
         let mut resumed = 0;
-        for row in page.rows {
+        for row in rows {
             let Some(record) = self.store.get_call(&row.call_id)? else {
                 continue;
             };

@@ -16,6 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 const QUEUE: usize = 4096;
 /// Most jobs applied before one flush.
 const MAX_BATCH: usize = 512;
+/// A batch slower than this is logged.
+const SLOW_BATCH: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// One store write of the live path.
 #[derive(Debug, Clone)]
@@ -126,11 +128,23 @@ fn run(store: Arc<dyn CallStore>, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let mut results: Vec<Result<(), WriteError>> = Vec::with_capacity(batch.len());
         for job in &mut batch {
             results.push(apply(store.as_ref(), std::mem::take(&mut job.ops)));
         }
-        if let Err(e) = store.flush() {
+        let applied = started.elapsed();
+        let flushed = store.flush();
+        let took = started.elapsed();
+        if took > SLOW_BATCH {
+            tracing::warn!(
+                jobs = batch.len(),
+                apply_ms = applied.as_millis() as u64,
+                flush_ms = (took - applied).as_millis() as u64,
+                "slow call-log batch: acknowledgements waited for the disk"
+            );
+        }
+        if let Err(e) = flushed {
             tracing::error!(error = %e, "flushing the call store failed");
             for result in &mut results {
                 if result.is_ok() {
