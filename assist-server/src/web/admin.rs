@@ -109,16 +109,20 @@ fn cutoff(days: u32) -> i64 {
     now_ms() - i64::from(days) * 86_400_000
 }
 
+/// Purges calls ended before `cutoff` and expired tokens. An admin's purge is always audited;
+/// the hourly one only when it deleted something.
 fn run_purge(store: &dyn CallStore, actor: &str, cutoff: i64) -> Result<usize, StoreError> {
     let purged = store.purge_ended_before(cutoff)?;
     store.purge_expired_tokens(now_ms())?;
-    audit(
-        store,
-        actor,
-        audit_action::PURGE,
-        "calls",
-        &format!("{purged} call(s) ended before {cutoff}"),
-    )?;
+    if purged > 0 || actor != "system" {
+        audit(
+            store,
+            actor,
+            audit_action::PURGE,
+            "calls",
+            &format!("{purged} call(s) ended before {cutoff}"),
+        )?;
+    }
     Ok(purged)
 }
 

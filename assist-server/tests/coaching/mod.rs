@@ -807,3 +807,70 @@ async fn post_raw(server: &Server, path: &str, token: &str, size: usize) -> (u16
         .unwrap_or(0);
     (status, text)
 }
+
+#[tokio::test]
+async fn users_added_from_the_command_line_can_log_in_and_the_first_admin_is_made_once() {
+    let data = tempfile::tempdir().expect("data dir");
+    let add = |username: &str, role: &str, password: &str| {
+        std::process::Command::new(BIN)
+            .args([
+                "user",
+                "add",
+                "--username",
+                username,
+                "--role",
+                role,
+                "--team",
+                "east",
+            ])
+            .arg("--data-dir")
+            .arg(data.path())
+            .env("ASSIST_USER_PASSWORD", password)
+            .output()
+            .expect("user add runs")
+    };
+    // The first start makes `admin` (there is no user yet).
+    let server = Server::start_on(data.path(), &default_pack(), &[]);
+    let api = Api::new(&server.http());
+    api.admin().await;
+    drop(server);
+
+    let out = add("li.na", "agent", "agent-password-1");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = add("li.na", "agent", "agent-password-1");
+    assert!(!out.status.success(), "a taken name is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    let out = add("short", "agent", "short");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
+    let out = add("boss", "chief", "boss-password-1");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not agent, lead, trainer or admin"));
+
+    let server = Server::start_on(data.path(), &default_pack(), &[]);
+    let api = Api::new(&server.http());
+    let me = api.login("li.na", "agent-password-1").await.expect(200);
+    assert_eq!(
+        (me["user"]["role"].as_str(), me["user"]["team"].as_str()),
+        (Some("agent"), Some("east"))
+    );
+    // The running server holds the store: the CLI says so instead of corrupting it.
+    let out = add("late", "agent", "late-password-1");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("locked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Still one admin, with the password of the first start.
+    let admin = api.admin().await;
+    let users = api.get("/api/v1/users", &admin).await.expect(200);
+    let admins = users["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter(|u| u["role"] == "admin")
+        .count();
+    assert_eq!(admins, 1);
+}
