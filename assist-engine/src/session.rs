@@ -93,6 +93,8 @@ pub struct CallSession {
     cards_shown: u32,
     intents_seen: Vec<usize>,
     ended: bool,
+    /// Whether final utterances get script and knowledge cards (see [`CallSession::without_cards`]).
+    cards: bool,
 }
 
 impl CallSession {
@@ -121,7 +123,18 @@ impl CallSession {
             cards_shown: 0,
             intents_seen: Vec::new(),
             ended: false,
+            cards: true,
         }
+    }
+
+    /// A session that picks no cards: no script candidates and no knowledge query, so no
+    /// [`Event::Card`] and `cards_shown` 0 in the summary. For inspecting conversations after
+    /// the fact (batch QC, re-scoring), where nobody is there to read a card. Everything else —
+    /// alerts, emotion, intents, the score — is exactly what the same input gives with cards:
+    /// cards are chosen after the rules and never feed back into them.
+    pub fn without_cards(mut self) -> CallSession {
+        self.cards = false;
+        self
     }
 
     pub fn language(&self) -> &str {
@@ -289,12 +302,14 @@ impl CallSession {
                 .map(|&i| engine.intents.intents[i].id.as_str())
                 .collect();
         }
-        context.categories = fired
-            .iter()
-            .map(|&r| engine.rules.rules[r].category.as_str())
-            .collect();
-        let cards = self.pick_cards(&normalized, &masked, utt, &context, knowledge);
-        events.extend(cards);
+        if self.cards {
+            context.categories = fired
+                .iter()
+                .map(|&r| engine.rules.rules[r].category.as_str())
+                .collect();
+            let cards = self.pick_cards(&normalized, &masked, utt, &context, knowledge);
+            events.extend(cards);
+        }
         events
     }
 

@@ -7,6 +7,8 @@
 //! - [`live`] serves `/ws` (agents) and `/healthz` with axum, and writes every call to the
 //!   store as it happens (one writer thread, one flush per batch, acks after the flush).
 //! - [`replay`] plays a transcript file through the same session engine as the live path.
+//! - [`qc`] inspects recordings, chat logs and transcripts in bulk (`qc`), and re-scores stored
+//!   conversations under a candidate pack (`qc --rescore`).
 //! - [`web`] is the coaching service over HTTP: the JSON API under `/api/v1/` (docs/api.md),
 //!   its OpenAPI document and the web console, with roles and bearer tokens.
 //! - [`state`] is what all of it shares: the packs being served (swapped on publish), the call
@@ -21,6 +23,7 @@ pub mod config;
 pub mod kb;
 pub mod live;
 pub mod packs;
+pub mod qc;
 pub mod replay;
 pub mod setup;
 pub mod state;

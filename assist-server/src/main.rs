@@ -1,4 +1,4 @@
-//! `assist-server`: serve | replay | check-pack | user add.
+//! `assist-server`: serve | replay | qc | check-pack | user add.
 
 use anyhow::{bail, Context, Result};
 use assist_server::config::{FileConfig, LogFormat, ServeOverrides, ServeSettings};
@@ -79,6 +79,9 @@ enum Command {
         #[arg(long)]
         language: Option<String>,
     },
+    /// Inspect recordings, chat logs and transcripts with the live rules, into the call store
+    /// (docs/qc.md); `--rescore` compares a candidate pack on stored conversations.
+    Qc(assist_server::qc::cli::QcArgs),
     /// Validate a knowledge pack; every problem is printed as FILE:LINE: problem.
     CheckPack {
         #[arg(default_value = "knowledge")]
@@ -147,6 +150,7 @@ fn main() -> ExitCode {
             language,
         } => replay_file(&file, &pack, language.as_deref()),
         Command::CheckPack { dir } => check_pack(&dir),
+        Command::Qc(args) => assist_server::qc::cli::qc(args),
     };
     match result {
         Ok(code) => code,

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod calls;
 pub mod console;
 pub mod error;
+pub mod ingest;
 pub mod openapi;
 pub mod packs;
 pub mod reports;
@@ -177,6 +178,13 @@ pub fn table() -> Vec<Route> {
             "trainer admin",
             "Clear the manual score",
             delete(calls::clear_score),
+        ),
+        route(
+            M::POST,
+            "/api/v1/conversations",
+            "agent(own) admin",
+            "Post a finished chat conversation for QC (docs/api.md)",
+            post(ingest::post_conversation),
         ),
         // Coaching tasks.
         route(

@@ -162,6 +162,15 @@ fn table() -> Vec<Row> {
             [401, 403, 403, 403, 204],
         ),
         // Coaching tasks.
+        row(
+            M::POST,
+            "/api/v1/conversations",
+            "/api/v1/conversations",
+            Some(
+                r#"{"conversation_id":"ingest-{role}","agent_id":"a1","messages":[{"timestamp":0,"role":"customer","text":"hello"}]}"#,
+            ),
+            [401, 201, 403, 403, 201],
+        ),
         row(M::GET, "/api/v1/tasks", "/api/v1/tasks", None, ANY),
         row(
             M::POST,

