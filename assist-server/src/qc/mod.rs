@@ -150,12 +150,16 @@ pub fn parse_role(raw: &str) -> Option<Result<Speaker, ()>> {
 /// The conversation's language: `zh` when its text is mostly Chinese, else `en`.
 pub fn guess_language(turns: &[Turn]) -> &'static str {
     let (mut cjk, mut latin) = (0usize, 0usize);
-    for turn in turns {
+    // A few hundred letters say it as well as all of them.
+    'turns: for turn in turns {
         for c in turn.text.chars() {
             if assist_engine::text::is_cjk(c) {
                 cjk += 1;
             } else if c.is_alphabetic() {
                 latin += 1;
+            }
+            if cjk + latin >= 400 {
+                break 'turns;
             }
         }
     }

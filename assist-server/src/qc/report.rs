@@ -67,11 +67,19 @@ impl QcSummary {
             self.conversations_failing += 1;
         }
         for hit in &inspected.summary.hits {
-            *self
-                .hits_by_category
-                .entry(hit.category.clone())
-                .or_default() += u64::from(hit.count);
-            *self.hits_by_rule.entry(hit.rule.clone()).or_default() += u64::from(hit.count);
+            let n = u64::from(hit.count);
+            match self.hits_by_category.get_mut(&hit.category) {
+                Some(count) => *count += n,
+                None => {
+                    self.hits_by_category.insert(hit.category.clone(), n);
+                }
+            }
+            match self.hits_by_rule.get_mut(&hit.rule) {
+                Some(count) => *count += n,
+                None => {
+                    self.hits_by_rule.insert(hit.rule.clone(), n);
+                }
+            }
         }
     }
 
