@@ -18,8 +18,8 @@
 //! 1,024) are open at once; when one more opens, the least recently active one is closed and
 //! inspected. A conversation whose rows come back after it was closed is reported at that row
 //! (sort or group the file by conversation id, or widen the window). Memory is bounded by the
-//! window, not by the file; only an 8-byte hash of every closed conversation id is kept, to
-//! recognize one that comes back.
+//! window, not by the file; 8-byte hashes of the last [`REMEMBERED_CLOSED`] closed conversation
+//! ids are kept to recognize one that comes back.
 //!
 //! **CSV.** RFC 4180: fields with commas, quotes or line breaks are quoted, quotes inside are
 //! doubled. A row is read line by line; an unterminated quote is reported at its line after
@@ -43,6 +43,9 @@ use std::io::BufReader;
 const MAX_BUFFERED_TURNS: usize = 200_000;
 /// Lines one CSV record may span before its opening quote is taken to be unterminated.
 const MAX_RECORD_LINES: usize = 20;
+/// Closed conversation ids remembered (as 8-byte hashes) to recognize one that comes back: the
+/// most recent this many (about 4 MB), so memory stays flat however many a file holds.
+pub const REMEMBERED_CLOSED: usize = 262_144;
 
 type Lines = LineReader<BufReader<std::fs::File>>;
 
@@ -144,6 +147,8 @@ pub struct Grouper {
     /// touched counter -> conversation id: the least recently active first.
     recency: BTreeMap<u64, String>,
     closed: HashSet<u64>,
+    /// `closed` in the order they were closed (the oldest is forgotten first).
+    closed_order: VecDeque<u64>,
     touch: u64,
     buffered: usize,
 }
@@ -163,6 +168,7 @@ impl Grouper {
             open: HashMap::new(),
             recency: BTreeMap::new(),
             closed: HashSet::new(),
+            closed_order: VecDeque::new(),
             touch: 0,
             buffered: 0,
         }
@@ -251,7 +257,15 @@ impl Grouper {
         let Some(open) = self.open.remove(id) else {
             return true;
         };
-        self.closed.insert(id_hash(id));
+        let hash = id_hash(id);
+        if self.closed.insert(hash) {
+            self.closed_order.push_back(hash);
+            if self.closed_order.len() > REMEMBERED_CLOSED {
+                if let Some(oldest) = self.closed_order.pop_front() {
+                    self.closed.remove(&oldest);
+                }
+            }
+        }
         self.buffered -= open.conversation.turns.len();
         let Open {
             mut conversation,

@@ -59,8 +59,7 @@ pub struct QcArgs {
     /// The channel transcripts are stored with.
     #[arg(long, default_value = "voice", value_parser = ["voice", "chat"])]
     pub transcript_channel: String,
-    /// Pick script and knowledge cards as a live call does (slower; they are not stored
-    /// for review anyway).
+    /// Pick script and knowledge cards as a live call does (slower; stored with the call).
     #[arg(long)]
     pub cards: bool,
     /// No progress bar.
