@@ -910,3 +910,46 @@ async fn a_live_chat_goes_through_the_websocket_path_and_is_stored_as_chat() {
         .expect(200);
     assert!(list.to_string().contains("live-chat-1"), "{list:#}");
 }
+
+#[test]
+fn interleaved_chats_within_the_window_are_whole_and_a_conversation_that_comes_back_later_is_reported(
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let row = |id: &str, t: u64, role: &str, text: &str| {
+        json!({"conversation_id": id, "timestamp": 1_763_600_000 + t, "role": role, "text": text, "agent_id": "a1"})
+            .to_string()
+            + "\n"
+    };
+    let text = [
+        row("a", 0, "agent", "Hello, how can I help you?"),
+        row("b", 1, "agent", "Hello, how can I help you?"),
+        row("a", 2, "customer", "I want to check my order."),
+        row("b", 3, "customer", "Where is my parcel?"),
+        // Window 2: c opens, so the least recently active (a) is closed...
+        row("c", 4, "agent", "Hello, how can I help you?"),
+        // ...and a row of a after that is reported, not silently split off.
+        row(
+            "a",
+            5,
+            "agent",
+            "Your order ships tomorrow. Have a great day.",
+        ),
+        row("b", 6, "agent", "It arrives today. Have a great day."),
+    ]
+    .concat();
+    std::fs::write(dir.path().join("chats.jsonl"), text).expect("write");
+    let (code, summary, _) = qc(&[
+        "--no-store",
+        "--window",
+        "2",
+        dir.path().to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 2, "{summary:#}");
+    assert_eq!(summary["inspected"], 3);
+    assert_eq!(summary["bad_rows"], 1);
+    let all = problems(&summary);
+    let location = format!("{}:6", dir.path().join("chats.jsonl").display());
+    assert_problem(&all, &location, &["closed", "--window"]);
+    assert_eq!(summary["problems"][0]["conversation"], "a");
+    assert_eq!(summary["utterances"], 6);
+}
