@@ -653,3 +653,103 @@ mod outbox {
         assert_eq!(seqs(&outbox), (1..=30).collect::<Vec<_>>());
     }
 }
+
+mod sign_in {
+    use super::common::*;
+    use super::summary;
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    const PASSWORD: &str = "li-na-password-1";
+
+    #[test]
+    fn the_rest_address_follows_the_websocket_address() {
+        use agent_client::link::account::http_base;
+        assert_eq!(http_base("ws://10.0.0.5:7700/ws"), "http://10.0.0.5:7700");
+        assert_eq!(
+            http_base("wss://assist.example/ws"),
+            "https://assist.example"
+        );
+    }
+
+    /// The agent signs in with a password; the token lives 2 s, the connection is cut after it
+    /// expired, the server refuses the old token on reconnect, and the client signs in again
+    /// by itself and finishes the call with nothing lost.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_agent_signs_in_and_signs_in_again_when_the_token_expired() {
+        let server = Server::start("127.0.0.1:0", &["--token-ttl-secs", "2"]);
+        add_agent(&server, "li.na", PASSWORD, "north").await;
+        let proxy = Proxy::start(server.addr).await;
+        let call = sample_call("zh_angry_complaint.jsonl");
+        let client = std::process::Command::new(CLIENT)
+            .args(["--headless", "--realtime", "--speed", "20", "--server"])
+            .arg(proxy.url())
+            .args(["--username", "li.na", "--transcript"])
+            .arg(&call)
+            .env("ASSIST_PASSWORD", PASSWORD)
+            .env("ASSIST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("client starts");
+        tokio::time::sleep(Duration::from_millis(3_000)).await;
+        assert!(proxy.cut() > 0, "the test cut no connection");
+        let out = tokio::task::spawn_blocking(move || client.wait_with_output())
+            .await
+            .expect("join")
+            .expect("client exits");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(
+            stderr.matches("signed in: 李娜 (north)").count(),
+            2,
+            "signed in at the start and again after the token expired: {stderr}"
+        );
+        let live = parse_events(&out.stdout);
+        let replayed = replay(&call, "zh");
+        assert_eq!(
+            summary(&live),
+            summary(&replayed),
+            "nothing lost or doubled"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_wrong_password_stops_the_client_with_a_clear_message() {
+        let server = Server::start("127.0.0.1:0", &[]);
+        add_agent(&server, "li.na", PASSWORD, "north").await;
+        let call = sample_call("zh_angry_complaint.jsonl");
+        let out = std::process::Command::new(CLIENT)
+            .args(["--headless", "--server"])
+            .arg(server.url())
+            .args(["--username", "li.na", "--transcript"])
+            .arg(&call)
+            .env("ASSIST_PASSWORD", "not-the-password")
+            .output()
+            .expect("client runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "a refused sign-in is an error");
+        assert!(
+            stderr.contains("sign-in refused for li.na"),
+            "says what went wrong: {stderr}"
+        );
+        assert!(
+            !stderr.contains("not-the-password"),
+            "never echoes the password"
+        );
+        assert!(parse_events(&out.stdout).is_empty());
+    }
+
+    #[test]
+    fn a_username_without_a_password_is_a_clear_error() {
+        let out = std::process::Command::new(CLIENT)
+            .args(["--headless", "--username", "li.na", "--transcript"])
+            .arg(sample_call("zh_angry_complaint.jsonl"))
+            .env_remove("ASSIST_PASSWORD")
+            .output()
+            .expect("client runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains("ASSIST_PASSWORD"), "{stderr}");
+    }
+}

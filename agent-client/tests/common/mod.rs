@@ -14,6 +14,9 @@ use tokio::task::JoinHandle;
 
 pub const CLIENT: &str = env!("CARGO_BIN_EXE_agent-client");
 
+/// The bootstrap admin's password in every server these tests start.
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -54,6 +57,7 @@ impl Server {
             .arg(repo_root().join("knowledge"))
             .args(extra)
             .env("ASSIST_LOG", "warn")
+            .env("ASSIST_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -248,4 +252,48 @@ pub fn korean_speech(dir: &Path, text: &str) -> PathBuf {
         .expect("espeak-ng runs (scripts/setup.sh installs it)");
     assert!(status.success());
     path
+}
+
+/// Creates team `team` and an agent user through the server's REST API, as the bootstrap admin.
+pub async fn add_agent(server: &Server, username: &str, password: &str, team: &str) {
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let login: serde_json::Value = http
+        .post(format!("{base}/api/v1/login"))
+        .json(&serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .expect("login request")
+        .json()
+        .await
+        .expect("login answer");
+    let token = login["token"].as_str().expect("admin token").to_string();
+    let team_reply = http
+        .post(format!("{base}/api/v1/teams"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"id": team, "name": team}))
+        .send()
+        .await
+        .expect("team request");
+    assert!(
+        team_reply.status().is_success() || team_reply.status().as_u16() == 409,
+        "creating the team: {}",
+        team_reply.status()
+    );
+    let user = http
+        .post(format!("{base}/api/v1/users"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({
+            "username": username, "password": password, "role": "agent",
+            "team": team, "display_name": "李娜",
+        }))
+        .send()
+        .await
+        .expect("user request");
+    assert!(
+        user.status().is_success(),
+        "creating the agent: {} {}",
+        user.status(),
+        user.text().await.unwrap_or_default()
+    );
 }

@@ -481,8 +481,9 @@ struct Hello {
 }
 
 /// Who may open a call as `agent_id`: a login token of that user, or a static token from the
-/// config; with no static tokens configured (development) any token that is not another
-/// user's login token. Returns the agent's team.
+/// config. With no static tokens configured (development), an agent id that is not a user of
+/// the store may connect with any token that is not another user's login token; a user of the
+/// store always needs a valid (unexpired) login token of their own. Returns the agent's team.
 async fn authenticate(
     state: &Arc<AppState>,
     agent_id: &str,
@@ -509,6 +510,12 @@ async fn authenticate(
             Ok(user.team)
         } else {
             Err(())
+        };
+    }
+    if state.auth.is_open() {
+        return match by_name {
+            Some(_) => Err(()),
+            None => Ok(None),
         };
     }
     if state.auth.check(agent_id, token) {

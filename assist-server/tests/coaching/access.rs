@@ -560,4 +560,24 @@ async fn an_agent_never_sees_another_agents_calls_or_tasks() {
         ),
         "a token of a1 does not open a call as a2: {reply:?}"
     );
+    // A user of the store needs a login token even on a server without static tokens: a
+    // made-up (or expired) one is refused, while an agent id that is no user still connects.
+    let mut ws = Agent::connect(&server.url()).await;
+    let reply = ws.hello("a2", "made-up-token", "c-y", "zh").await;
+    assert!(
+        matches!(
+            reply,
+            assist_protocol::ServerMessage::Error {
+                code: assist_protocol::ErrorCode::Unauthorized,
+                ..
+            }
+        ),
+        "a made-up token does not open a call as the user a2: {reply:?}"
+    );
+    let mut ws = Agent::connect(&server.url()).await;
+    let reply = ws.hello("walk-in", "made-up-token", "c-z", "zh").await;
+    assert!(
+        !matches!(reply, assist_protocol::ServerMessage::Error { .. }),
+        "development mode still lets an agent id that is no user connect: {reply:?}"
+    );
 }
