@@ -1,10 +1,12 @@
 //! Store benchmark: 100,000 stored calls plus one one-hour call, then the console's three hot
 //! reads (the call page, the filtered call list, a report) and the live path's per-utterance
-//! write. Prints p50/p99 per operation.
+//! write. Prints p50/p99 per operation. Then batch QC's write alone: finished 20-turn chats
+//! stored line by line and stored whole (`store_finished_calls`, 64 per batch).
 //!
 //! ```sh
 //! cargo bench -p assist-store --bench store
 //! ASSIST_BENCH_CALLS=20000 ASSIST_BENCH_DIR=/var/tmp/store-bench cargo bench -p assist-store --bench store
+//! ASSIST_BENCH_FINISHED=50000 cargo bench -p assist-store --bench store   # [20000]
 //! ```
 //!
 //! Targets (issue): call page with a one-hour transcript < 100 ms; filtered list over 100,000
@@ -15,8 +17,8 @@ use assist_protocol::{
     Speaker, Summary, Tier,
 };
 use assist_store::{
-    CallFilter, CallMeta, CallSource, CallStatus, CallStore, Durability, GroupBy, Page,
-    PasswordCost, ReportQuery, SledStore, StoreOptions, StoredLine,
+    CallFilter, CallMeta, CallSource, CallStatus, CallStore, Durability, FinishedCall, GroupBy,
+    Page, PasswordCost, ReportQuery, SledStore, StoreOptions, StoredLine,
 };
 use hdrhistogram::Histogram;
 use std::time::{Duration, Instant};
@@ -248,6 +250,110 @@ fn main() {
             .expect("turn")
         },
     );
+    drop(live);
+
+    let finished: usize = std::env::var("ASSIST_BENCH_FINISHED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    finished_calls(holder.path(), finished, &bulk_options());
+}
+
+fn bulk_options() -> StoreOptions {
+    StoreOptions {
+        durability: Durability::Periodic,
+        password_cost: PasswordCost::Fast,
+        cache_capacity: None,
+    }
+}
+
+/// Batch QC's store work alone: `n` finished 20-turn chats (an emotion reading on every
+/// customer line, an alert on one line in six), written into fresh stores line by line
+/// (begin, 20 `append_line`, `append_events`, `end_call`) and whole (`store_finished_calls`,
+/// 64 per batch), as `qc` opens the store (periodic flush) and flushed at the end.
+fn finished_calls(dir: &std::path::Path, n: usize, options: &StoreOptions) {
+    let mut rng = Rng(0xF1_2157);
+    let calls: Vec<FinishedCall> = (0..n)
+        .map(|i| {
+            let started_at = T0 + i as i64 * 60_000;
+            let mut meta = meta(&format!("qc:bench:{i:07}"), rng.below(AGENTS), started_at);
+            meta.channel = Channel::Chat;
+            let mut events = Vec::new();
+            let lines = (1..=20u64)
+                .map(|seq| {
+                    let t = seq as f64 * 4.0;
+                    if seq.is_multiple_of(2) {
+                        events.push(emotion(t, EmotionLabel::Neutral));
+                    }
+                    if rng.below(6) == 0 {
+                        events.push(alert(t, rng.below(RULES.len() as u64) as usize));
+                    }
+                    line(seq, t, "您好，请问订单号是多少？我帮您查一下物流")
+                })
+                .collect();
+            FinishedCall {
+                meta,
+                lines,
+                events,
+                summary: summary(rng.below(101) as u32, vec!["delivery".into()]),
+                ended_at: started_at + 80_000,
+                replace: false,
+            }
+        })
+        .collect();
+    println!();
+    println!(
+        "batch QC's writes: {n} finished 20-turn chats (~{} events each), load {}",
+        calls.iter().map(|c| c.events.len()).sum::<usize>() / n.max(1),
+        load_average()
+    );
+    let line_by_line =
+        SledStore::open_with(dir.join("finished-incremental"), options.clone()).expect("open");
+    let t = Instant::now();
+    for call in &calls {
+        let id = &call.meta.call_id;
+        line_by_line.begin_call(&call.meta).expect("begin");
+        for l in &call.lines {
+            line_by_line.append_line(id, l).expect("line");
+        }
+        line_by_line
+            .append_events(id, &call.events)
+            .expect("events");
+        line_by_line
+            .end_call(id, &call.summary, call.ended_at)
+            .expect("end");
+    }
+    line_by_line.flush().expect("flush");
+    let incremental = t.elapsed().as_secs_f64();
+    drop(line_by_line);
+    let whole = SledStore::open_with(dir.join("finished-whole"), options.clone()).expect("open");
+    let t = Instant::now();
+    for batch in calls.chunks(64) {
+        whole.store_finished_calls(batch).expect("store");
+    }
+    whole.flush().expect("flush");
+    let bulk = t.elapsed().as_secs_f64();
+    drop(whole);
+    for (name, secs, sub) in [
+        (
+            "line by line (begin, append_line x 20, append_events, end_call)",
+            incremental,
+            "finished-incremental",
+        ),
+        (
+            "whole (store_finished_calls, 64 per batch)",
+            bulk,
+            "finished-whole",
+        ),
+    ] {
+        println!(
+            "  {name:<66}: {:>7.0} calls/s ({:>6.1} us per call), {:.1} MiB on disk",
+            n as f64 / secs,
+            secs * 1e6 / n as f64,
+            dir_size(&dir.join(sub)) as f64 / 1_048_576.0
+        );
+    }
+    println!("  whole / line by line: {:.1}x", incremental / bulk);
 }
 
 /// VmRSS of this process (the row cache plus sled's page cache).

@@ -1,6 +1,8 @@
 //! The call log's record types: what is stored about one call and what the call page shows.
 
-use assist_protocol::{Alert, CardKind, Channel, Emotion, Speaker, Summary, Tier, Utterance};
+use assist_protocol::{
+    Alert, CardKind, Channel, Emotion, Event, Speaker, Summary, Tier, Utterance,
+};
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds since the Unix epoch (UTC).
@@ -94,6 +96,25 @@ impl StoredLine {
             end: utterance.end,
         }
     }
+}
+
+/// A whole conversation that is already over (batch QC, a posted chat), for
+/// [`crate::CallStore::store_finished_calls`]: everything the incremental path would write
+/// with `begin_call`, `append_line`, `append_events` and `end_call`, in one go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedCall {
+    /// `status` and `ended_at` are ignored (the call is stored ended at [`Self::ended_at`]).
+    pub meta: CallMeta,
+    /// The transcript, masked (the store masks again). A seq given twice keeps its first line.
+    pub lines: Vec<StoredLine>,
+    /// Alerts, emotions and cards as the engine emitted them. A summary among them is ignored:
+    /// [`Self::summary`] is the call's summary.
+    pub events: Vec<Event>,
+    pub summary: Summary,
+    pub ended_at: UnixMs,
+    /// What to do when a call of this id is already stored: `true` replaces it (as
+    /// `delete_call` followed by the writes would), `false` leaves it as it is.
+    pub replace: bool,
 }
 
 /// A trainer's judgement of one alert.

@@ -6,7 +6,9 @@
 //!   ([`StoredLine`]), every alert with the trainer's verdict ([`StoredAlert`]), the customer's
 //!   emotion timeline, every card shown with the agent's reaction ([`CardShown`]), the engine's
 //!   summary, a trainer's manual score and comments. Written incrementally while the call runs
-//!   (every accepted write is durable by default), closed by [`CallStore::end_call`].
+//!   (every accepted write is durable by default), closed by [`CallStore::end_call`]; or, for
+//!   a conversation that is already over (batch QC, posted chats), stored whole with
+//!   [`CallStore::store_finished_calls`] ([`FinishedCall`]), in a fraction of the writes.
 //! - **Lists and reports** over a compact per-call [`CallRow`] that the store keeps in memory, so
 //!   filtering 100,000 calls is a scan over memory ([`CallStore::list_calls`],
 //!   [`CallStore::report`], [`report_csv`]).
@@ -36,8 +38,8 @@ pub use admin::{
     PackScope, PackVersion, PackVersionInfo, Role, TaskFilter, TaskStatus, Team, User, UserUpdate,
 };
 pub use call::{
-    CallMeta, CallRecord, CallSource, CallStatus, CardReaction, CardShown, Comment, ManualScore,
-    SourceKind, StoredAlert, StoredLine, UnixMs, Verdict, VerdictKind,
+    CallMeta, CallRecord, CallSource, CallStatus, CardReaction, CardShown, Comment, FinishedCall,
+    ManualScore, SourceKind, StoredAlert, StoredLine, UnixMs, Verdict, VerdictKind,
 };
 pub use error::{Result, StoreError};
 pub use query::{
@@ -50,8 +52,11 @@ pub use sled_store::{Durability, PasswordCost, SledStore, StoreOptions};
 
 use assist_protocol::{CardAction, Event, Summary};
 
-/// The schema version this build writes, and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema version this build writes, and the newest it reads. Version 2 added packed
+/// per-call items (one value per kind for a call stored whole, see
+/// [`CallStore::store_finished_calls`]); a version 1 store is upgraded on open (nothing to
+/// rewrite: version 1 data is valid version 2 data).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The store behind the server and the web console.
 ///
@@ -89,6 +94,19 @@ pub trait CallStore: Send + Sync {
     /// durability). Ending an ended call again replaces its summary and end time. Append the
     /// events the engine emits at the end before calling this.
     fn end_call(&self, call_id: &str, summary: &Summary, ended_at: UnixMs) -> Result<()>;
+
+    /// Stores whole finished calls (batch QC, posted chats): for each, the same call as
+    /// `begin_call`, `append_line` per line, `append_events` and `end_call` would leave —
+    /// the same call page, row, list filters and report figures — in far fewer writes. The
+    /// whole batch is one atomic write: after a crash either every call of it is stored
+    /// (ended) or none is. Nothing is flushed (call [`CallStore::flush`]), whatever the
+    /// durability.
+    ///
+    /// Returns, per call, whether it was stored: a call whose id is already stored (or earlier
+    /// in the same batch) is left as it is and gives `false`, unless it asks to
+    /// [`FinishedCall::replace`] it. Invalid ids or line times fail the whole batch before
+    /// anything is written.
+    fn store_finished_calls(&self, calls: &[FinishedCall]) -> Result<Vec<bool>>;
 
     /// The call's metadata, if it exists.
     fn call_meta(&self, call_id: &str) -> Result<Option<CallMeta>>;

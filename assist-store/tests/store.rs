@@ -293,6 +293,429 @@ fn a_one_hour_call_reads_back_in_order() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Whole finished calls (the bulk path batch QC uses)
+
+/// Everything a reader can see of `ids` — call pages, exports, rows, resume points, every list
+/// filter, every report grouping — is the same in both stores.
+fn assert_same_reads(a: &SledStore, b: &SledStore, ids: &[String], when: &str) {
+    for id in ids {
+        assert_eq!(
+            a.get_call(id).expect("read a"),
+            b.get_call(id).expect("read b"),
+            "{when}: call page of {id}"
+        );
+        if a.call_meta(id).expect("meta").is_some() {
+            assert_eq!(
+                a.export_call(id).expect("export a"),
+                b.export_call(id).expect("export b"),
+                "{when}: export of {id}"
+            );
+        }
+        assert_eq!(
+            a.call_row(id).expect("row"),
+            b.call_row(id).expect("row"),
+            "{when}: row of {id}"
+        );
+        assert_eq!(
+            a.last_seq(id).expect("seq"),
+            b.last_seq(id).expect("seq"),
+            "{when}: last seq of {id}"
+        );
+    }
+    let mut filters = vec![
+        CallFilter::default(),
+        CallFilter {
+            source: Some(SourceKind::Batch),
+            language: Some("en".into()),
+            ..CallFilter::default()
+        },
+        CallFilter {
+            channel: Some(Channel::Voice),
+            escalated: Some(true),
+            ..CallFilter::default()
+        },
+        CallFilter {
+            min_score: Some(60),
+            status: Some(CallStatus::Ended),
+            ..CallFilter::default()
+        },
+        CallFilter {
+            max_score: Some(59),
+            from: Some(T0 + 5 * DAY),
+            to: Some(T0 + 20 * DAY),
+            ..CallFilter::default()
+        },
+    ];
+    for (agent, team) in AGENTS {
+        filters.push(CallFilter {
+            agent: Some(agent.into()),
+            ..CallFilter::default()
+        });
+        filters.push(CallFilter {
+            team: Some(team.into()),
+            ..CallFilter::default()
+        });
+    }
+    for (rule, category) in RULES {
+        filters.push(CallFilter {
+            rule: Some(rule.into()),
+            ..CallFilter::default()
+        });
+        filters.push(CallFilter {
+            category: Some(category.into()),
+            ..CallFilter::default()
+        });
+    }
+    for label in [
+        EmotionLabel::Negative,
+        EmotionLabel::Neutral,
+        EmotionLabel::Positive,
+    ] {
+        filters.push(CallFilter {
+            emotion: Some(label),
+            ..CallFilter::default()
+        });
+    }
+    let all = Page {
+        offset: 0,
+        limit: usize::MAX,
+    };
+    for filter in &filters {
+        assert_eq!(
+            a.list_calls(filter, all).expect("list a"),
+            b.list_calls(filter, all).expect("list b"),
+            "{when}: list {filter:?}"
+        );
+    }
+    for group_by in [
+        GroupBy::Agent,
+        GroupBy::Team,
+        GroupBy::Day,
+        GroupBy::Week,
+        GroupBy::Channel,
+        GroupBy::Category,
+    ] {
+        for filter in [CallFilter::default(), filters[1].clone()] {
+            let query = ReportQuery {
+                filter,
+                utc_offset_minutes: 480,
+                ..ReportQuery::new(group_by)
+            };
+            let (ra, rb) = (
+                a.report(&query).expect("report"),
+                b.report(&query).expect("report"),
+            );
+            assert_eq!(ra, rb, "{when}: report {query:?}");
+            assert_eq!(report_csv(&ra), report_csv(&rb), "{when}: csv {query:?}");
+        }
+    }
+    for (agent, _) in AGENTS {
+        assert_eq!(
+            a.agent_scores(agent, None, None).expect("scores"),
+            b.agent_scores(agent, None, None).expect("scores"),
+            "{when}: scores of {agent}"
+        );
+    }
+}
+
+#[test]
+fn a_call_stored_whole_reads_back_exactly_as_one_written_line_by_line() {
+    for seed in 1..=3u64 {
+        let calls = generate_finished(80, seed);
+        let ids: Vec<String> = calls.iter().map(|c| c.meta.call_id.clone()).collect();
+        let (dir_a, dir_b) = (
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+        );
+        let (mut a, mut b) = (open(dir_a.path()), open(dir_b.path()));
+        for call in &calls {
+            write_incrementally(&a, call);
+        }
+        // Batches of every size, one call up to a few dozen.
+        let mut rest = calls.as_slice();
+        let mut size = 1;
+        while !rest.is_empty() {
+            let (batch, after) = rest.split_at(size.min(rest.len()));
+            let stored = b.store_finished_calls(batch).expect("bulk");
+            assert_eq!(stored, vec![true; batch.len()]);
+            rest = after;
+            size = size * 3 % 41 + 1;
+        }
+        assert!(calls.iter().any(|c| c
+            .events
+            .iter()
+            .any(|e| matches!(e, assist_protocol::Event::Card(_)))));
+        assert_same_reads(&a, &b, &ids, &format!("seed {seed}, as written"));
+
+        // Rows and packed items come back from disk the same.
+        drop((a, b));
+        a = open(dir_a.path());
+        b = open(dir_b.path());
+        assert_same_reads(&a, &b, &ids, &format!("seed {seed}, reopened"));
+
+        // What trainers and late events do afterwards lands the same on both forms.
+        for (i, call) in calls.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+            let id = &call.meta.call_id;
+            for store in [&a, &b] {
+                let first = &call.lines[0];
+                assert!(
+                    !store.append_line(id, first).expect("again"),
+                    "seq {} is stored",
+                    first.seq
+                );
+                assert!(store
+                    .append_line(id, &line(100, Speaker::Agent, "a late line", 400.0))
+                    .expect("late line"));
+                // Every event again (a replay), the summary aside (it would replace the
+                // call's), and one new alert.
+                let mut late = call.events.clone();
+                late.retain(|e| !matches!(e, assist_protocol::Event::Summary(_)));
+                late.push(alert(401.0, "no_abuse", "abuse"));
+                let new = store.append_events(id, &late).expect("late events");
+                assert_eq!(new, 1, "only the late alert is new on {id}");
+                let record = store.get_call(id).expect("read").expect("stored");
+                let alert_id = record.alerts[0].id.clone();
+                let kind = if i % 2 == 0 {
+                    VerdictKind::Confirmed
+                } else {
+                    VerdictKind::Overturned
+                };
+                store
+                    .set_verdict(
+                        id,
+                        &alert_id,
+                        Some(Verdict {
+                            kind,
+                            by: "tina".into(),
+                            at: T0,
+                            note: None,
+                        }),
+                    )
+                    .expect("verdict");
+                store
+                    .add_comment(id, first.seq, "tina", "good opening", T0)
+                    .expect("a comment on a packed line");
+                if let Some(card) = record.cards.first() {
+                    store
+                        .record_card_action(id, &card.card_id, CardAction::Used)
+                        .expect("card action");
+                }
+                if i % 2 == 1 {
+                    store
+                        .set_manual_score(
+                            id,
+                            Some(ManualScore {
+                                score: 42,
+                                reason: "listened".into(),
+                                by: "tina".into(),
+                                at: T0,
+                            }),
+                        )
+                        .expect("manual score");
+                }
+            }
+        }
+        assert_same_reads(&a, &b, &ids, &format!("seed {seed}, after edits"));
+        assert!(matches!(
+            b.add_comment(&ids[0], 999, "tina", "no such line", T0),
+            Err(StoreError::NotFound { .. })
+        ));
+        for id in ids.iter().step_by(7) {
+            assert!(a.delete_call(id).expect("delete"));
+            assert!(b.delete_call(id).expect("delete"));
+        }
+        let purged = (
+            a.purge_ended_before(T0 + 10 * DAY).expect("purge"),
+            b.purge_ended_before(T0 + 10 * DAY).expect("purge"),
+        );
+        assert_eq!(purged.0, purged.1);
+        drop((a, b));
+        let (a, b) = (open(dir_a.path()), open(dir_b.path()));
+        assert_same_reads(&a, &b, &ids, &format!("seed {seed}, after deletes"));
+        assert!(b.get_call(&ids[0]).expect("read").is_none());
+    }
+}
+
+#[test]
+fn a_stored_call_is_skipped_unless_replaced() {
+    let calls = generate_finished(3, 9);
+    let (_dir, store) = temp_store();
+    let first = calls[0].clone();
+    let id = first.meta.call_id.clone();
+    assert_eq!(
+        store
+            .store_finished_calls(std::slice::from_ref(&first))
+            .expect("store"),
+        vec![true]
+    );
+    let before = store.get_call(&id).expect("read");
+
+    // A rerun hands the same conversation over again: nothing changes.
+    let mut other = calls[1].clone();
+    other.meta.call_id = id.clone();
+    assert_eq!(
+        store.store_finished_calls(&[other.clone()]).expect("again"),
+        vec![false]
+    );
+    assert_eq!(store.get_call(&id).expect("read"), before);
+
+    // `--force`: replaced whole, the trainers' work on the old one gone with it, listed at its
+    // new start time.
+    let alert_id = before
+        .as_ref()
+        .and_then(|r| r.alerts.first())
+        .map(|a| a.id.clone());
+    if let Some(alert_id) = alert_id {
+        store
+            .set_verdict(
+                &id,
+                &alert_id,
+                Some(Verdict {
+                    kind: VerdictKind::Overturned,
+                    by: "t".into(),
+                    at: T0,
+                    note: None,
+                }),
+            )
+            .expect("verdict");
+    }
+    store.add_comment(&id, 1, "t", "note", T0).expect("comment");
+    store
+        .set_manual_score(
+            &id,
+            Some(ManualScore {
+                score: 10,
+                reason: "r".into(),
+                by: "t".into(),
+                at: T0,
+            }),
+        )
+        .expect("manual");
+    other.replace = true;
+    other.meta.started_at = T0 - DAY;
+    let later = calls[2].clone();
+    assert_eq!(
+        store
+            .store_finished_calls(&[other.clone(), later.clone()])
+            .expect("replace"),
+        vec![true, true]
+    );
+    let (_fresh_dir, fresh) = temp_store();
+    write_incrementally(&fresh, &other);
+    write_incrementally(&fresh, &later);
+    let ids = [id.clone(), later.meta.call_id.clone()];
+    assert_same_reads(&store, &fresh, &ids, "replaced");
+    let listed: Vec<String> = store
+        .list_calls(&CallFilter::default(), Page::default())
+        .expect("list")
+        .rows
+        .into_iter()
+        .map(|r| r.call_id)
+        .collect();
+    assert_eq!(listed.len(), 2, "replaced, not duplicated: {listed:?}");
+    assert_eq!(
+        listed[1], id,
+        "the replaced call is listed at its new start time"
+    );
+
+    // The same id twice in one batch: the first stays, unless the second replaces it.
+    let (_dir, store) = temp_store();
+    let mut twin = calls[1].clone();
+    twin.meta.call_id = calls[0].meta.call_id.clone();
+    assert_eq!(
+        store
+            .store_finished_calls(&[calls[0].clone(), twin.clone()])
+            .expect("twins"),
+        vec![true, false]
+    );
+    assert_eq!(
+        store
+            .get_call(&id)
+            .expect("read")
+            .expect("stored")
+            .lines
+            .len(),
+        {
+            let mut seqs: Vec<u64> = calls[0].lines.iter().map(|l| l.seq).collect();
+            seqs.sort();
+            seqs.dedup();
+            seqs.len()
+        }
+    );
+    twin.replace = true;
+    let mut again = calls[0].clone();
+    again.meta.call_id = "other-id".into();
+    assert_eq!(
+        store
+            .store_finished_calls(&[again.clone(), twin.clone()])
+            .expect("twins"),
+        vec![true, true]
+    );
+    let (_fresh_dir, fresh) = temp_store();
+    write_incrementally(&fresh, &again);
+    write_incrementally(&fresh, &twin);
+    assert_same_reads(
+        &store,
+        &fresh,
+        &[id.clone(), again.meta.call_id.clone()],
+        "replaced in a batch",
+    );
+
+    // A call an interrupted run began but never ended is left alone, or redone when asked.
+    let (_dir, store) = temp_store();
+    store.begin_call(&calls[0].meta).expect("begin");
+    store
+        .append_line(&id, &line(1, Speaker::Agent, "half", 0.0))
+        .expect("line");
+    let mut redo = calls[0].clone();
+    assert_eq!(
+        store.store_finished_calls(&[redo.clone()]).expect("left"),
+        vec![false]
+    );
+    assert_eq!(
+        store.call_row(&id).expect("row").expect("listed").status,
+        CallStatus::InProgress
+    );
+    redo.replace = true;
+    assert_eq!(
+        store.store_finished_calls(&[redo.clone()]).expect("redo"),
+        vec![true]
+    );
+    let (_fresh_dir, fresh) = temp_store();
+    write_incrementally(&fresh, &redo);
+    assert_same_reads(&store, &fresh, std::slice::from_ref(&id), "redone");
+}
+
+#[test]
+fn a_bad_call_fails_its_whole_batch_before_anything_is_written() {
+    let calls = generate_finished(3, 4);
+    let (_dir, store) = temp_store();
+    let mut bad = calls[1].clone();
+    bad.lines[0].start = f64::NAN;
+    let err = store
+        .store_finished_calls(&[calls[0].clone(), bad, calls[2].clone()])
+        .expect_err("refused");
+    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    let mut nul = calls[2].clone();
+    nul.meta.call_id = "bad\0id".into();
+    assert!(store
+        .store_finished_calls(&[calls[0].clone(), nul])
+        .is_err());
+    let page = store
+        .list_calls(&CallFilter::default(), Page::default())
+        .expect("list");
+    assert_eq!(page.total, 0);
+    assert!(store
+        .get_call(&calls[0].meta.call_id)
+        .expect("read")
+        .is_none());
+    assert_eq!(
+        store.store_finished_calls(&[]).expect("nothing"),
+        Vec::<bool>::new()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Lists
 
 fn loaded(n: usize, days: i64) -> (tempfile::TempDir, SledStore, Vec<GenCall>) {
@@ -1494,6 +1917,45 @@ fn a_store_written_by_a_newer_schema_is_refused() {
         "{message}"
     );
     assert!(message.contains("99"), "{message}");
+}
+
+#[test]
+fn a_version_1_store_is_upgraded_on_open_and_keeps_its_calls() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let store = open(dir.path());
+        write_call(&store, &generate(1, 1, 5)[0]);
+    }
+    let read_version = |dir: &std::path::Path| -> u32 {
+        let db = sled::open(dir).expect("raw sled");
+        let raw = db
+            .open_tree("meta")
+            .expect("meta")
+            .get(sled_schema_key())
+            .expect("read");
+        u32::from_be_bytes(raw.expect("set").as_ref().try_into().expect("4 bytes"))
+    };
+    {
+        let db = sled::open(dir.path()).expect("raw sled");
+        db.open_tree("meta")
+            .expect("meta")
+            .insert(sled_schema_key(), &1u32.to_be_bytes())
+            .expect("write");
+        db.flush().expect("flush");
+    }
+    assert_eq!(read_version(dir.path()), 1);
+    let store = SledStore::open_with(dir.path(), options()).expect("a version 1 store opens");
+    assert_eq!(
+        store
+            .list_calls(&CallFilter::default(), Page::default())
+            .expect("list")
+            .total,
+        1
+    );
+    drop(store);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(read_version(dir.path()), SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 2);
 }
 
 fn sled_schema_key() -> &'static [u8] {

@@ -6,10 +6,11 @@
 //!              hash, Vosk)        ┘   (bounded)         (--jobs)           store, summary, bar
 //! ```
 //!
-//! The writer is the calling thread: it writes each inspected conversation in one batch
-//! (begin, lines, events, end) and flushes the store every [`FLUSH_EVERY`] conversations or
-//! second, and at the end. Every channel is bounded, so a slow store or a slow engine holds
-//! the readers back instead of filling memory.
+//! The writer is the calling thread: it stores inspected conversations whole
+//! ([`CallStore::store_finished_calls`]), up to [`BATCH`] of them in one atomic write (fewer
+//! when the workers fall quiet for [`BATCH_WAIT`]), and flushes the store every
+//! [`FLUSH_EVERY`] conversations or second, and at the end. Every channel is bounded, so a
+//! slow store or a slow engine holds the readers back instead of filling memory.
 
 use super::audio::{transcribe, AudioOptions};
 use super::chat;
@@ -22,16 +23,22 @@ use super::{ids, Conversation, Problem, ReadItem};
 use assist_asr::asr::AsrModel;
 use assist_engine::{Engine, Knowledge};
 use assist_protocol::{Channel, Speaker};
-use assist_store::{CallStatus, CallStore, StoreError};
+use assist_store::{CallStatus, CallStore, FinishedCall, StoreError};
 use std::collections::{HashMap, VecDeque};
 use std::io::BufReader;
 use std::path::PathBuf;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Conversations written between two store flushes (at most; also once a second).
 pub const FLUSH_EVERY: u64 = 1000;
+
+/// Conversations stored in one atomic write (at most).
+pub const BATCH: usize = 64;
+
+/// How long a batch waits for more conversations when none arrive.
+pub const BATCH_WAIT: Duration = Duration::from_millis(100);
 
 /// How recordings are handled.
 #[derive(Debug, Clone)]
@@ -254,12 +261,20 @@ fn write_all(
     summary: &mut QcSummary,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
-    let mut since_flush = 0u64;
-    let mut last_flush = Instant::now();
-    let mut teams: HashMap<String, Option<String>> = HashMap::new();
-    // After a store failure the rest is drained (so the threads finish) but not written.
-    let mut failure: Option<anyhow::Error> = None;
-    for outcome in rx {
+    let mut writer = config.store.as_deref().map(Writer::new);
+    loop {
+        let outcome = match rx.recv_timeout(BATCH_WAIT) {
+            Ok(outcome) => outcome,
+            Err(RecvTimeoutError::Timeout) => {
+                // The workers are quiet (a long recording): store what is waiting.
+                if let Some(writer) = &mut writer {
+                    writer.write_batch(summary);
+                }
+                progress.counts(summary);
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         match outcome {
             Outcome::Inspected(inspected) => {
                 let mut inspected = *inspected;
@@ -278,24 +293,11 @@ fn write_all(
                     summary.add_problem(problem);
                     continue;
                 }
-                if let (Some(store), None) = (&config.store, &failure) {
-                    if let Err(e) = store_one(store.as_ref(), &mut inspected, &mut teams) {
-                        failure = Some(anyhow::anyhow!(
-                            "the store refused conversation {}: {e}",
-                            inspected.meta.call_id
-                        ));
-                        continue;
-                    }
-                    since_flush += 1;
-                    if since_flush >= FLUSH_EVERY || last_flush.elapsed() > Duration::from_secs(1) {
-                        if let Err(e) = store.flush() {
-                            failure = Some(anyhow::anyhow!("flushing the store: {e}"));
-                        }
-                        since_flush = 0;
-                        last_flush = Instant::now();
-                    }
+                match &mut writer {
+                    // Counted once stored.
+                    Some(writer) => writer.push(inspected, summary),
+                    None => summary.count_inspected(&inspected.summary),
                 }
-                summary.count_inspected(&inspected);
             }
             Outcome::Skipped => summary.skipped += 1,
             Outcome::BadRow(problem) => {
@@ -313,42 +315,132 @@ fn write_all(
         }
         progress.counts(summary);
     }
-    match failure {
-        Some(e) => Err(e),
+    match writer {
+        Some(mut writer) => {
+            writer.write_batch(summary);
+            progress.counts(summary);
+            match writer.failure {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        }
         None => Ok(()),
     }
 }
 
-/// Writes one conversation: begin, lines, events, end (replacing a stored one if asked).
-fn store_one(
-    store: &dyn CallStore,
-    inspected: &mut Inspected,
-    teams: &mut HashMap<String, Option<String>>,
-) -> Result<(), StoreError> {
-    let agent = inspected.meta.agent_id.clone();
-    let team = match teams.get(&agent) {
-        Some(team) => team.clone(),
-        None => {
-            let team = store.user(&agent)?.and_then(|u| u.team);
-            if teams.len() > 100_000 {
-                teams.clear();
-            }
-            teams.insert(agent, team.clone());
-            team
+/// Inspected conversations on their way into the store, in batches.
+///
+/// A batch is one atomic write: after a crash either all of its conversations are stored
+/// (ended) or none is, and a rerun redoes exactly what is missing. What was written since the
+/// last flush may be lost with the machine (the store flushes in the background too).
+struct Writer<'s> {
+    store: &'s dyn CallStore,
+    batch: Vec<FinishedCall>,
+    since_flush: u64,
+    last_flush: Instant,
+    /// The team of each agent (from the user record), looked up once.
+    teams: HashMap<String, Option<String>>,
+    /// After a store failure the rest is drained (so the threads finish) but not written.
+    failure: Option<anyhow::Error>,
+}
+
+impl<'s> Writer<'s> {
+    fn new(store: &'s dyn CallStore) -> Writer<'s> {
+        Writer {
+            store,
+            batch: Vec::with_capacity(BATCH),
+            since_flush: 0,
+            last_flush: Instant::now(),
+            teams: HashMap::new(),
+            failure: None,
         }
-    };
-    inspected.meta.team = team;
-    let id = inspected.meta.call_id.clone();
-    if inspected.replace {
-        store.delete_call(&id)?;
     }
-    store.begin_call(&inspected.meta)?;
-    for line in &inspected.lines {
-        store.append_line(&id, line)?;
+
+    /// Adds a conversation to the batch; writes the batch once full.
+    fn push(&mut self, inspected: Inspected, summary: &mut QcSummary) {
+        if self.failure.is_some() {
+            return;
+        }
+        match self.finished(inspected) {
+            Ok(call) => self.batch.push(call),
+            Err((call_id, e)) => {
+                self.failure = Some(anyhow::anyhow!(
+                    "the store refused conversation {call_id}: {e}"
+                ));
+                return;
+            }
+        }
+        if self.batch.len() >= BATCH {
+            self.write_batch(summary);
+        }
     }
-    store.append_events(&id, &inspected.events)?;
-    let ended_at = inspected.meta.ended_at.unwrap_or(inspected.meta.started_at);
-    store.end_call(&id, &inspected.summary, ended_at)
+
+    /// The conversation as the store takes it, with the agent's team. A conversation the
+    /// workers found stored but unfinished (or `--force`) replaces the stored one.
+    fn finished(&mut self, inspected: Inspected) -> Result<FinishedCall, (String, StoreError)> {
+        let Inspected {
+            mut meta,
+            lines,
+            events,
+            summary,
+            replace,
+            ..
+        } = inspected;
+        let team = match self.teams.get(&meta.agent_id) {
+            Some(team) => team.clone(),
+            None => {
+                let team = match self.store.user(&meta.agent_id) {
+                    Ok(user) => user.and_then(|u| u.team),
+                    Err(e) => return Err((meta.call_id, e)),
+                };
+                if self.teams.len() > 100_000 {
+                    self.teams.clear();
+                }
+                self.teams.insert(meta.agent_id.clone(), team.clone());
+                team
+            }
+        };
+        meta.team = team;
+        let ended_at = meta.ended_at.unwrap_or(meta.started_at);
+        Ok(FinishedCall {
+            meta,
+            lines,
+            events,
+            summary,
+            ended_at,
+            replace,
+        })
+    }
+
+    /// Stores the batch, counts its conversations, flushes when due.
+    fn write_batch(&mut self, summary: &mut QcSummary) {
+        if self.batch.is_empty() || self.failure.is_some() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        if let Err(e) = self.store.store_finished_calls(&batch) {
+            self.failure = Some(anyhow::anyhow!(
+                "the store refused {} conversation(s) ({} ...): {e}",
+                batch.len(),
+                batch[0].meta.call_id
+            ));
+            return;
+        }
+        for call in &batch {
+            summary.count_inspected(&call.summary);
+        }
+        self.since_flush += batch.len() as u64;
+        // Keep the allocation for the next batch.
+        self.batch = batch;
+        self.batch.clear();
+        if self.since_flush >= FLUSH_EVERY || self.last_flush.elapsed() > Duration::from_secs(1) {
+            if let Err(e) = self.store.flush() {
+                self.failure = Some(anyhow::anyhow!("flushing the store: {e}"));
+            }
+            self.since_flush = 0;
+            self.last_flush = Instant::now();
+        }
+    }
 }
 
 /// Reads every text file in turn: conversations to the workers, the rest to the writer.

@@ -1,8 +1,8 @@
 //! What a `qc` run did: the counts, the hits, the problems — printed as a table or as JSON
 //! (`--json`), and the progress bar while it runs.
 
-use super::inspect::Inspected;
 use super::Problem;
+use assist_protocol::Summary;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -57,16 +57,17 @@ pub fn peak_rss_kib() -> Option<u64> {
 }
 
 impl QcSummary {
-    pub fn count_inspected(&mut self, inspected: &Inspected) {
+    /// Counts one inspected conversation by its summary.
+    pub fn count_inspected(&mut self, summary: &Summary) {
         self.inspected += 1;
-        self.utterances += u64::from(inspected.summary.utterances);
-        if !inspected.summary.hits.is_empty() {
+        self.utterances += u64::from(summary.utterances);
+        if !summary.hits.is_empty() {
             self.conversations_with_hits += 1;
         }
-        if !inspected.summary.passed {
+        if !summary.passed {
             self.conversations_failing += 1;
         }
-        for hit in &inspected.summary.hits {
+        for hit in &summary.hits {
             let n = u64::from(hit.count);
             match self.hits_by_category.get_mut(&hit.category) {
                 Some(count) => *count += n,

@@ -11,7 +11,7 @@ use crate::qc::time::{from_number, parse_timestamp};
 use crate::qc::{parse_role, Conversation, Turn};
 use crate::state::AppState;
 use assist_protocol::{Channel, Event, Summary};
-use assist_store::{CallSource, Role};
+use assist_store::{CallSource, FinishedCall, Role};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -191,23 +191,28 @@ pub async fn post_conversation(
         );
         inspected.meta.team = team;
         inspected.meta.source = CallSource::ChatApi;
-        store.begin_call(&inspected.meta)?;
-        for line in &inspected.lines {
-            store.append_line(&call_id, line)?;
-        }
-        store.append_events(&call_id, &inspected.events)?;
         let ended_at = inspected.meta.ended_at.unwrap_or(started_at);
-        store.end_call(&call_id, &inspected.summary, ended_at)?;
+        let alerts = inspected
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Alert(_)))
+            .filter_map(|e| serde_json::to_value(e).ok())
+            .collect();
+        let call = FinishedCall {
+            meta: inspected.meta,
+            lines: inspected.lines,
+            events: inspected.events,
+            summary: inspected.summary,
+            ended_at,
+            replace: false,
+        };
+        // Stored whole; `mutate` flushes before the answer.
+        store.store_finished_calls(std::slice::from_ref(&call))?;
         Ok(Ingested {
             call_id,
             created: true,
-            summary: Some(inspected.summary),
-            alerts: inspected
-                .events
-                .iter()
-                .filter(|e| matches!(e, Event::Alert(_)))
-                .filter_map(|e| serde_json::to_value(e).ok())
-                .collect(),
+            summary: Some(call.summary),
+            alerts,
         })
     })
     .await?;

@@ -473,6 +473,56 @@ fn a_rerun_skips_what_was_inspected_and_force_redoes_it() {
     );
 }
 
+#[test]
+fn a_conversation_an_interrupted_run_left_unfinished_is_redone_whole() {
+    let input = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("tempdir");
+    let (cases, _) = write_set(input.path(), 1);
+    let n = cases.len() as u64;
+    let args = [
+        "--data-dir",
+        data.path().to_str().expect("utf-8"),
+        input.path().to_str().expect("utf-8"),
+    ];
+    let (code, first, _) = qc(&args);
+    assert_eq!((code, first["inspected"].as_u64()), (0, Some(n)));
+    let before = snapshot(data.path());
+    assert_eq!(before.len() as u64, n);
+
+    // What a run killed halfway through a conversation leaves (the incremental path of older
+    // builds, or a live call): the call begun, one line in, never ended.
+    let victim = before
+        .iter()
+        .find(|r| r.lines.len() > 2)
+        .expect("a conversation of several lines");
+    let id = victim.meta.call_id.clone();
+    {
+        let store = open_store(data.path());
+        assert!(store.delete_call(&id).expect("delete"));
+        let mut meta = victim.meta.clone();
+        meta.status = assist_store::CallStatus::InProgress;
+        meta.ended_at = None;
+        assert!(store.begin_call(&meta).expect("begin"));
+        store
+            .append_line(&id, &victim.lines[1])
+            .expect("one line of it");
+        store.flush().expect("flush");
+    }
+
+    let (code, rerun, _) = qc(&args);
+    assert_eq!(code, 0);
+    assert_eq!(
+        (rerun["inspected"].as_u64(), rerun["skipped"].as_u64()),
+        (Some(1), Some(n - 1)),
+        "only the unfinished conversation is inspected again: {rerun:#}"
+    );
+    let after = snapshot(data.path());
+    assert_eq!(
+        after, before,
+        "redone whole, exactly as the first run stored it"
+    );
+}
+
 /// A pack copy with one more rule: the agent saying 发货 (ships) is flagged.
 fn pack_with_new_rule() -> tempfile::TempDir {
     let pack = pack_copy();

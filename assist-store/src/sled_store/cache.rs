@@ -154,6 +154,47 @@ impl RowCache {
         self.rows.insert(at, row);
     }
 
+    /// Inserts the rows of calls not in the cache (ids distinct), in one merge: the rows after
+    /// the first insertion point move once, instead of once per row as with [`Self::put`].
+    /// Rows that all start after the newest one cached are simply appended.
+    pub(super) fn insert_new(&mut self, mut new: Vec<CallRow>) {
+        new.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
+        let Some(first) = new.first() else {
+            return;
+        };
+        let at = self
+            .rows
+            .partition_point(|r| order_key(r) < order_key(first));
+        let tail = self
+            .rows
+            .split_off(at)
+            .into_iter()
+            .zip(self.keys.split_off(at))
+            .zip(self.facts.split_off(at));
+        let mut tail = tail.peekable();
+        let mut new = new.into_iter().peekable();
+        loop {
+            let old_first = match (tail.peek(), new.peek()) {
+                (Some(((old, _), _)), Some(row)) => order_key(old) < order_key(row),
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if old_first {
+                if let Some(((row, key), facts)) = tail.next() {
+                    self.rows.push(row);
+                    self.keys.push(key);
+                    self.facts.push(facts);
+                }
+            } else if let Some(row) = new.next() {
+                self.keys.push(make_key(&row, &mut self.names));
+                self.facts.push(Facts::of(&row, &mut self.names));
+                self.started.insert(row.call_id.clone(), row.started_at);
+                self.rows.push(row);
+            }
+        }
+    }
+
     pub(super) fn remove(&mut self, call_id: &str) -> Option<CallRow> {
         let i = self.position(call_id)?;
         self.started.remove(call_id);
@@ -380,6 +421,50 @@ mod tests {
         assert_eq!(ids("cat68"), vec!["only-68", "all"]);
         assert_eq!(ids("cat00"), vec!["all"]);
         assert!(ids("never-seen").is_empty());
+    }
+
+    #[test]
+    fn rows_inserted_at_once_land_where_puts_would_put_them() {
+        let mut by_put = RowCache::default();
+        let mut at_once = RowCache::default();
+        for (id, at) in [("m", 50), ("d", 20)] {
+            by_put.put(row(id, at, &[]));
+            at_once.put(row(id, at, &[]));
+        }
+        let new = [
+            ("z", 90),
+            ("a", 10),
+            ("n", 50),
+            ("c", 20),
+            ("e", 35),
+            ("y", 60),
+        ];
+        for (id, at) in new {
+            by_put.put(row(id, at, &["abuse".to_string()]));
+        }
+        at_once.insert_new(
+            new.iter()
+                .map(|(id, at)| row(id, *at, &["abuse".to_string()]))
+                .collect(),
+        );
+        at_once.insert_new(vec![row("zz", 99, &[])]);
+        by_put.put(row("zz", 99, &[]));
+        let all = CallFilter::default();
+        let ids = |cache: &RowCache| -> Vec<String> {
+            cache.matching(&all).map(|r| r.call_id.clone()).collect()
+        };
+        assert_eq!(ids(&at_once), ids(&by_put));
+        assert_eq!(ids(&at_once)[..3], ["zz", "z", "y"]);
+        let abuse = CallFilter {
+            category: Some("abuse".into()),
+            ..Default::default()
+        };
+        assert_eq!(at_once.matching(&abuse).count(), 6);
+        for (id, _) in new {
+            assert!(at_once.get(id).is_some(), "{id} is found by its id");
+        }
+        assert_eq!(at_once.keys.len(), at_once.rows.len());
+        assert_eq!(at_once.facts.len(), at_once.rows.len());
     }
 
     #[test]

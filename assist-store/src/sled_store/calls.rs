@@ -1,4 +1,11 @@
 //! The call log on sled: incremental writes, reading a call, trainer edits, retention.
+//!
+//! A call's items (lines, alerts, emotions, cards) are either one key each (`call id` NUL
+//! suffix, written as the call runs) or **packed**: one value under the bare prefix (`call id`
+//! NUL) holding `[suffix hex, item]` pairs, written by [`super::bulk`] for a call stored whole.
+//! Every reader here expands a packed value into the same (suffix, item) pairs the single keys
+//! would hold, so the two forms read the same; appends to a call with packed items skip what
+//! the pack already holds, as they skip an existing key.
 
 use super::{
     call_key, call_prefix, check_id, decode, encode, key_suffix, read_u64, RowCache, SledStore,
@@ -9,10 +16,11 @@ use crate::error::{Result, StoreError};
 use crate::query::CallRow;
 use crate::SCHEMA_VERSION;
 use assist_engine::mask_pii;
-use assist_protocol::{Alert, CardAction, CardKind, Emotion, Event, Summary, Tier};
+use assist_protocol::{Alert, Card, CardAction, CardKind, Emotion, Event, Summary, Tier};
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use sled::Tree;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A card as stored: what the call page shows of it (not its body).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,6 +31,26 @@ pub(super) struct StoredCard {
     tier: Option<Tier>,
     title: String,
     t: f64,
+}
+
+impl StoredCard {
+    pub(super) fn of(card: &Card) -> StoredCard {
+        StoredCard {
+            card_id: card.id.clone(),
+            kind: card.kind,
+            tier: card.tier,
+            title: card.title.clone(),
+            t: card.t,
+        }
+    }
+
+    pub(super) fn card_id(&self) -> &str {
+        &self.card_id
+    }
+
+    pub(super) fn kind(&self) -> CardKind {
+        self.kind
+    }
 }
 
 /// A verdict with the rule of its alert, so rows can be recomputed without reading alerts.
@@ -66,16 +94,23 @@ impl SledStore {
         line: Option<&StoredLine>,
         events: &[Event],
     ) -> Result<(bool, usize)> {
-        if !self.cache_read().contains(call_id) {
-            return Err(StoreError::not_found("call", call_id));
-        }
+        let ended = match self.cache_read().get(call_id) {
+            Some(row) => row.status == CallStatus::Ended,
+            None => return Err(StoreError::not_found("call", call_id)),
+        };
+        // Only a call stored whole (always ended) has packed items.
+        let packed = if ended {
+            PackedSuffixes::read(self, call_id)?
+        } else {
+            PackedSuffixes::default()
+        };
         let new_line = match line {
-            Some(line) => self.insert_line(call_id, line)?,
+            Some(line) => self.insert_line(call_id, line, &packed)?,
             None => false,
         };
         let mut fresh: Vec<Fresh> = Vec::new();
         for event in events {
-            if let Some(item) = self.insert_event(call_id, event)? {
+            if let Some(item) = self.insert_event(call_id, event, &packed)? {
                 fresh.push(item);
             }
         }
@@ -107,23 +142,38 @@ impl SledStore {
     }
 
     /// Stores a line unless its seq is already stored.
-    fn insert_line(&self, call_id: &str, line: &StoredLine) -> Result<bool> {
-        if !line.start.is_finite() || line.start < 0.0 {
-            return Err(StoreError::Invalid(format!(
-                "line {} of call {call_id} has an invalid start time",
-                line.seq
-            )));
+    fn insert_line(
+        &self,
+        call_id: &str,
+        line: &StoredLine,
+        packed: &PackedSuffixes,
+    ) -> Result<bool> {
+        check_line(call_id, line)?;
+        let suffix = line.seq.to_be_bytes();
+        if packed.lines.contains(suffix.as_slice()) {
+            return Ok(false);
         }
         let line = StoredLine {
             text: mask_pii(&line.text),
             ..line.clone()
         };
-        let key = call_key(call_id, &line.seq.to_be_bytes());
+        let key = call_key(call_id, &suffix);
         Ok(insert_new(&self.t.lines, key, encode(&line)?)?)
     }
 
     /// Stores one event unless an identical one is stored at the same time; returns what is new.
-    fn insert_event(&self, call_id: &str, event: &Event) -> Result<Option<Fresh>> {
+    fn insert_event(
+        &self,
+        call_id: &str,
+        event: &Event,
+        packed: &PackedSuffixes,
+    ) -> Result<Option<Fresh>> {
+        let new = |tree: &Tree, held: &HashSet<Vec<u8>>, suffix: [u8; 16], value: Vec<u8>| {
+            if held.contains(suffix.as_slice()) {
+                return Ok(false);
+            }
+            insert_new(tree, call_key(call_id, &suffix), value)
+        };
         Ok(match event {
             Event::Alert(alert) => {
                 let alert = Alert {
@@ -131,24 +181,19 @@ impl SledStore {
                     ..alert.clone()
                 };
                 let value = encode(&alert)?;
-                let key = call_key(call_id, &event_suffix(alert.t, &value));
-                insert_new(&self.t.alerts, key, value)?.then_some(Fresh::Alert(alert))
+                let suffix = event_suffix(alert.t, &value);
+                new(&self.t.alerts, &packed.alerts, suffix, value)?.then_some(Fresh::Alert(alert))
             }
             Event::Emotion(emotion) => {
                 let value = encode(emotion)?;
-                let key = call_key(call_id, &event_suffix(emotion.t, &value));
-                insert_new(&self.t.emotions, key, value)?.then(|| Fresh::Emotion(emotion.clone()))
+                let suffix = event_suffix(emotion.t, &value);
+                new(&self.t.emotions, &packed.emotions, suffix, value)?
+                    .then(|| Fresh::Emotion(emotion.clone()))
             }
             Event::Card(card) => {
-                let stored = StoredCard {
-                    card_id: card.id.clone(),
-                    kind: card.kind,
-                    tier: card.tier,
-                    title: card.title.clone(),
-                    t: card.t,
-                };
-                let key = call_key(call_id, &event_suffix(card.t, &encode(card)?));
-                if insert_new(&self.t.cards, key, encode(&stored)?)? {
+                let stored = StoredCard::of(card);
+                let suffix = event_suffix(card.t, &encode(card)?);
+                if new(&self.t.cards, &packed.cards, suffix, encode(&stored)?)? {
                     let action = self.card_action(call_id, &card.id)?;
                     Some(Fresh::Card(stored, action))
                 } else {
@@ -268,24 +313,75 @@ impl SledStore {
     }
 
     pub(super) fn last_seq_impl(&self, call_id: &str) -> Result<u64> {
-        match self.t.lines.scan_prefix(call_prefix(call_id)).next_back() {
-            Some(item) => Ok(read_u64(key_suffix(&item?.0, call_id)).unwrap_or(0)),
-            None => Ok(0),
-        }
+        let last_key = match self.t.lines.scan_prefix(call_prefix(call_id)).next_back() {
+            Some(item) => read_u64(key_suffix(&item?.0, call_id)).unwrap_or(0),
+            None => 0,
+        };
+        let last_packed = packed_suffixes(&self.t.lines, call_id)?
+            .iter()
+            .filter_map(|suffix| read_u64(suffix))
+            .max()
+            .unwrap_or(0);
+        Ok(last_key.max(last_packed))
     }
 
-    /// Decodes every value stored under the call's prefix in `tree`, with its key suffix.
-    fn scan_call<T: serde::de::DeserializeOwned>(
+    /// Decodes every item stored under the call's prefix in `tree`, with its key suffix, in
+    /// suffix order: single keys and the items of a packed value alike.
+    fn scan_call<T: DeserializeOwned>(
         &self,
         tree: &Tree,
         call_id: &str,
     ) -> Result<Vec<(Vec<u8>, T)>> {
-        tree.scan_prefix(call_prefix(call_id))
-            .map(|item| {
-                let (key, value) = item?;
-                Ok((key_suffix(&key, call_id).to_vec(), decode(&value)?))
-            })
-            .collect()
+        let mut items = Vec::new();
+        let mut packed = false;
+        for item in tree.scan_prefix(call_prefix(call_id)) {
+            let (key, value) = item?;
+            let suffix = key_suffix(&key, call_id);
+            if suffix.is_empty() {
+                packed = true;
+                items.extend(decode_packed::<T>(&value, call_id)?);
+            } else {
+                items.push((suffix.to_vec(), decode(&value)?));
+            }
+        }
+        if packed {
+            // The packed value sorts first (the shortest key); items appended after it follow.
+            items.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        Ok(items)
+    }
+
+    /// How many items the call has in `tree` (without decoding single keys).
+    fn count_items(&self, tree: &Tree, call_id: &str) -> Result<usize> {
+        let mut count = 0;
+        for item in tree.scan_prefix(call_prefix(call_id)) {
+            let (key, value) = item?;
+            if key_suffix(&key, call_id).is_empty() {
+                count += decode_packed::<IgnoredAny>(&value, call_id)?.len();
+            } else {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// The item at `suffix` in `tree`, single key or packed.
+    fn item_at<T: DeserializeOwned>(
+        &self,
+        tree: &Tree,
+        call_id: &str,
+        suffix: &[u8],
+    ) -> Result<Option<T>> {
+        if let Some(raw) = tree.get(call_key(call_id, suffix))? {
+            return Ok(Some(decode(&raw)?));
+        }
+        let Some(raw) = tree.get(call_prefix(call_id))? else {
+            return Ok(None);
+        };
+        Ok(decode_packed::<T>(&raw, call_id)?
+            .into_iter()
+            .find(|(s, _)| s == suffix)
+            .map(|(_, item)| item))
     }
 
     fn card_actions(&self, call_id: &str) -> Result<HashMap<String, CardAction>> {
@@ -374,7 +470,7 @@ impl SledStore {
     fn compute_row_with(&self, meta: &CallMeta, summary: Option<&Summary>) -> Result<CallRow> {
         let call_id = meta.call_id.as_str();
         let mut row = CallRow::new(meta);
-        let line_count = self.t.lines.scan_prefix(call_prefix(call_id)).count();
+        let line_count = self.count_items(&self.t.lines, call_id)?;
         row.lines = u32::try_from(line_count).unwrap_or(u32::MAX);
         for (_, alert) in self.scan_call::<Alert>(&self.t.alerts, call_id)? {
             row.add_alert(&alert);
@@ -413,10 +509,9 @@ impl SledStore {
         if !self.cache_read().contains(call_id) {
             return Err(StoreError::not_found("call", call_id));
         }
-        if !self
-            .t
-            .lines
-            .contains_key(call_key(call_id, &line_seq.to_be_bytes()))?
+        if self
+            .item_at::<IgnoredAny>(&self.t.lines, call_id, &line_seq.to_be_bytes())?
+            .is_none()
         {
             return Err(StoreError::not_found(
                 "transcript line",
@@ -459,10 +554,9 @@ impl SledStore {
     ) -> Result<()> {
         let not_found = || StoreError::not_found("alert", format!("{call_id}/{alert_id}"));
         let suffix = unhex(alert_id).ok_or_else(not_found)?;
-        let alert: Alert = match self.t.alerts.get(call_key(call_id, &suffix))? {
-            Some(raw) => decode(&raw)?,
-            None => return Err(not_found()),
-        };
+        let alert: Alert = self
+            .item_at(&self.t.alerts, call_id, &suffix)?
+            .ok_or_else(not_found)?;
         let key = call_key(call_id, alert_id.as_bytes());
         let mut cache = self.cache_write();
         let mut row = cache
@@ -594,6 +688,61 @@ enum Fresh {
     Summary(Summary),
 }
 
+/// Refuses a line whose start time is not a time.
+pub(super) fn check_line(call_id: &str, line: &StoredLine) -> Result<()> {
+    if !line.start.is_finite() || line.start < 0.0 {
+        return Err(StoreError::Invalid(format!(
+            "line {} of call {call_id} has an invalid start time",
+            line.seq
+        )));
+    }
+    Ok(())
+}
+
+/// The suffixes a call's packed values hold, per kind (empty for a call without any).
+#[derive(Default)]
+struct PackedSuffixes {
+    lines: HashSet<Vec<u8>>,
+    alerts: HashSet<Vec<u8>>,
+    emotions: HashSet<Vec<u8>>,
+    cards: HashSet<Vec<u8>>,
+}
+
+impl PackedSuffixes {
+    fn read(store: &SledStore, call_id: &str) -> Result<PackedSuffixes> {
+        Ok(PackedSuffixes {
+            lines: packed_suffixes(&store.t.lines, call_id)?,
+            alerts: packed_suffixes(&store.t.alerts, call_id)?,
+            emotions: packed_suffixes(&store.t.emotions, call_id)?,
+            cards: packed_suffixes(&store.t.cards, call_id)?,
+        })
+    }
+}
+
+fn packed_suffixes(tree: &Tree, call_id: &str) -> Result<HashSet<Vec<u8>>> {
+    Ok(match tree.get(call_prefix(call_id))? {
+        Some(raw) => decode_packed::<IgnoredAny>(&raw, call_id)?
+            .into_iter()
+            .map(|(suffix, _)| suffix)
+            .collect(),
+        None => HashSet::new(),
+    })
+}
+
+/// A packed value: `[[suffix hex, item], ...]`, as (suffix, item) pairs.
+fn decode_packed<T: DeserializeOwned>(raw: &[u8], call_id: &str) -> Result<Vec<(Vec<u8>, T)>> {
+    decode::<Vec<(String, T)>>(raw)?
+        .into_iter()
+        .map(|(suffix, item)| {
+            unhex(&suffix).map(|s| (s, item)).ok_or_else(|| {
+                StoreError::Serialization(format!(
+                    "a packed item of call {call_id} has a bad key {suffix:?}"
+                ))
+            })
+        })
+        .collect()
+}
+
 /// Inserts `value` at `key` unless the key exists; returns whether it was inserted.
 fn insert_new(tree: &Tree, key: Vec<u8>, value: Vec<u8>) -> sled::Result<bool> {
     Ok(tree
@@ -603,7 +752,7 @@ fn insert_new(tree: &Tree, key: Vec<u8>, value: Vec<u8>) -> sled::Result<bool> {
 
 /// The key suffix of an event: its time in milliseconds, then a fingerprint of its content.
 /// Events sort by time; the same event stored twice lands on the same key.
-fn event_suffix(t: f64, encoded: &[u8]) -> [u8; 16] {
+pub(super) fn event_suffix(t: f64, encoded: &[u8]) -> [u8; 16] {
     let ms = if t.is_finite() && t > 0.0 {
         (t * 1000.0).round() as u64
     } else {

@@ -3,7 +3,9 @@
 //! One sled tree per kind of record. Everything about a call is keyed by the call id, a NUL
 //! byte, then a big-endian suffix (line seq, event time + fingerprint, comment id), so a prefix
 //! scan returns one call's items in order and deleting a call is a prefix removal per tree.
-//! Values are JSON.
+//! Values are JSON. A call stored whole ([`CallStore::store_finished_calls`]) has its items
+//! packed, one value per kind under the bare `call id` NUL key (see [`bulk`]); the readers
+//! expand them, so both forms read the same.
 //!
 //! A compact [`CallRow`] per call lives in the `rows` tree and in memory ([`RowCache`]); lists
 //! and reports scan memory. Rows of ended calls are written in the same sled transaction as the
@@ -11,6 +13,7 @@
 //! the call's data when the store is opened, so a crash never leaves a stale row.
 
 mod accounts;
+mod bulk;
 mod cache;
 mod calls;
 mod console;
@@ -297,7 +300,7 @@ impl SledStore {
     }
 }
 
-/// Writes the schema version into a new store, refuses a newer one.
+/// Writes the schema version into a new store, upgrades an older one, refuses a newer one.
 fn check_schema(meta: &Tree, path: &Path) -> Result<()> {
     let open_error = |source| StoreError::Open {
         path: path.to_path_buf(),
@@ -320,7 +323,14 @@ fn check_schema(meta: &Tree, path: &Path) -> Result<()> {
                     supported: SCHEMA_VERSION,
                 })
             } else {
-                // Older schemas would be migrated here; version 1 is the first.
+                if found < SCHEMA_VERSION {
+                    // 1 -> 2 added packed items: version 1 data is valid as it is; the new
+                    // number keeps older builds, which cannot read packed items, out.
+                    meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
+                        .map_err(open_error)?;
+                    meta.flush().map_err(open_error)?;
+                    tracing::info!(from = found, to = SCHEMA_VERSION, path = %path.display(), "store schema upgraded");
+                }
                 Ok(())
             }
         }
@@ -395,6 +405,9 @@ impl CallStore for SledStore {
     }
     fn end_call(&self, call_id: &str, summary: &Summary, ended_at: UnixMs) -> Result<()> {
         self.end_call_impl(call_id, summary, ended_at)
+    }
+    fn store_finished_calls(&self, calls: &[FinishedCall]) -> Result<Vec<bool>> {
+        self.store_finished_calls_impl(calls)
     }
     fn call_meta(&self, call_id: &str) -> Result<Option<CallMeta>> {
         self.read_meta(call_id)

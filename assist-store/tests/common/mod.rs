@@ -8,8 +8,8 @@ use assist_protocol::{
     Speaker, Summary, Tier,
 };
 use assist_store::{
-    CallMeta, CallSource, CallStatus, CallStore, Durability, PasswordCost, SledStore, StoreOptions,
-    StoredLine, UnixMs,
+    CallMeta, CallSource, CallStatus, CallStore, Durability, FinishedCall, PasswordCost, SledStore,
+    StoreOptions, StoredLine, UnixMs,
 };
 use std::path::Path;
 
@@ -308,4 +308,126 @@ pub fn write_call(store: &dyn CallStore, call: &GenCall) {
             .end_call(&call.call_id, &summary(call.score, &[], &intents), ended_at)
             .expect("end");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole finished calls (the bulk path) and the incremental sequence they must equal
+
+/// `n` finished conversations as batch QC hands them over, with what makes the bulk path easy
+/// to get wrong: a seq given twice (the first line counts), the same event twice, an event of
+/// the summary among the events, phone numbers to mask, script and knowledge cards, calls with
+/// no events at all, several calls of one agent, start times out of order.
+pub fn generate_finished(n: usize, seed: u64) -> Vec<FinishedCall> {
+    let mut rng = Rng::new(seed);
+    let labels = [
+        EmotionLabel::Negative,
+        EmotionLabel::Neutral,
+        EmotionLabel::Positive,
+    ];
+    (0..n)
+        .map(|i| {
+            let (agent, team) = *rng.pick(&AGENTS);
+            let started_at = T0 + rng.below((30 * DAY) as u64) as i64;
+            let mut meta = meta(
+                &format!("qc:{seed:x}:conv-{i:05}"),
+                agent,
+                Some(team),
+                started_at,
+            );
+            meta.channel = if rng.below(3) == 0 {
+                Channel::Voice
+            } else {
+                Channel::Chat
+            };
+            meta.language = (if rng.below(4) == 0 { "en" } else { "zh" }).to_string();
+            meta.source = CallSource::Batch {
+                path: format!("chats/{seed}.jsonl"),
+            };
+            let turns = 1 + rng.below(24);
+            let mut lines = Vec::new();
+            let mut events = Vec::new();
+            for seq in 1..=turns {
+                let speaker = if seq % 2 == 1 {
+                    Speaker::Agent
+                } else {
+                    Speaker::Customer
+                };
+                let t = seq as f64 * 4.0;
+                let text = match rng.below(4) {
+                    0 => format!("我的电话是1380013{:04}，请回电", rng.below(10_000)),
+                    1 => "您好，请问有什么可以帮您".to_string(),
+                    2 => format!("line {seq} of conversation {i}"),
+                    _ => "退款太慢了，我要投诉".to_string(),
+                };
+                lines.push(line(seq, speaker, &text, t));
+                if speaker == Speaker::Customer {
+                    let label = *rng.pick(&labels);
+                    events.push(emotion(t, label, rng.below(6) == 0));
+                }
+                if rng.below(5) == 0 {
+                    let (rule, category) = *rng.pick(&RULES);
+                    let mut event = alert(t, rule, category);
+                    if let Event::Alert(a) = &mut event {
+                        a.text = format!("call me on 1390000{:04}", rng.below(10_000));
+                    }
+                    events.push(event);
+                }
+                if rng.below(8) == 0 {
+                    events.push(card(t, rng.pick::<&str>(&SCRIPTS), CardKind::Script));
+                }
+                if rng.below(10) == 0 {
+                    events.push(card(
+                        t,
+                        &format!("kb-{}", rng.below(3)),
+                        CardKind::Knowledge,
+                    ));
+                }
+            }
+            if rng.below(4) == 0 && !lines.is_empty() {
+                // A line sent twice with another text: the first one stays.
+                let mut again = lines[0].clone();
+                again.text = "a later copy of line 1".to_string();
+                lines.push(again);
+            }
+            if rng.below(4) == 0 && !events.is_empty() {
+                let again = events[rng.below(events.len() as u64) as usize].clone();
+                events.push(again);
+            }
+            if rng.below(10) == 0 {
+                events.clear();
+            }
+            let intents: Vec<&str> = INTENTS
+                .iter()
+                .copied()
+                .filter(|_| rng.below(3) == 0)
+                .collect();
+            let end = summary(rng.below(101) as u32, &[], &intents);
+            if rng.below(5) == 0 {
+                // A summary among the events (the live path's append_events takes one).
+                events.push(Event::Summary(summary(7, &[], &["stale"])));
+            }
+            FinishedCall {
+                meta,
+                lines,
+                events,
+                summary: end,
+                ended_at: started_at + 1_000 + rng.below(900_000) as i64,
+                replace: false,
+            }
+        })
+        .collect()
+}
+
+/// Writes a finished call the way a live call is written: begin, a line at a time, the
+/// events, the end.
+pub fn write_incrementally(store: &dyn CallStore, call: &FinishedCall) {
+    let id = &call.meta.call_id;
+    store.begin_call(&call.meta).expect("begin");
+    for line in &call.lines {
+        store.append_line(id, line).expect("line");
+    }
+    store.append_events(id, &call.events).expect("events");
+    store
+        .end_call(id, &call.summary, call.ended_at)
+        .expect("end");
 }

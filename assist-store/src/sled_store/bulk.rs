@@ -1,0 +1,224 @@
+//! Storing whole finished calls at once ([`crate::CallStore::store_finished_calls`]).
+//!
+//! The incremental path writes one sled key per line and per event: about 40 for a 20-turn
+//! chat, and sled's cost is per key (a log fragment and a tree node update each, several
+//! microseconds however small the value). A call stored whole has all its items at hand, so it
+//! writes them **packed**: one value per kind (lines, alerts, emotions, cards) under the
+//! call's bare prefix, a JSON array of `[suffix hex, item]` in suffix order — the very items,
+//! under the very suffixes, the incremental path would have written (same masking, same event
+//! fingerprints, the first of a repeated seq or event kept), which the readers in
+//! [`super::calls`] expand again. With the metadata, the row and the summary that is at most 7
+//! keys per call, and a whole batch of calls is one sled transaction.
+//!
+//! The row is computed from the same items with the same steps as `end_call` recomputes it
+//! (`rows.rs`), and the new rows go into the row cache in one merge.
+
+use super::calls::{check_line, event_suffix, hex, StoredCard};
+use super::{call_prefix, check_id, encode, SledStore, Write};
+use crate::call::{CallMeta, CallStatus, FinishedCall, StoredLine};
+use crate::error::Result;
+use crate::query::CallRow;
+use assist_engine::mask_pii;
+use assist_protocol::{Alert, Event};
+use std::collections::btree_map::{BTreeMap, Entry};
+use std::collections::HashMap;
+
+/// One call encoded and checked, before the store is looked at.
+struct Prepared<'a> {
+    call_id: &'a str,
+    replace: bool,
+    row: CallRow,
+    writes: Vec<Write<'a>>,
+}
+
+impl SledStore {
+    pub(super) fn store_finished_calls_impl(&self, calls: &[FinishedCall]) -> Result<Vec<bool>> {
+        // Encoding (masking, JSON, the rows) needs no lock.
+        let prepared = calls
+            .iter()
+            .map(|call| self.prepare(call))
+            .collect::<Result<Vec<_>>>()?;
+
+        let mut cache = self.cache_write();
+        let mut stored = Vec::with_capacity(calls.len());
+        let mut planned: Vec<Option<Prepared<'_>>> = Vec::with_capacity(calls.len());
+        let mut in_batch: HashMap<&str, usize> = HashMap::new();
+        // A replaced call's keys are removed in the same transaction, before the new writes
+        // (the later write of a key wins).
+        let mut writes: Vec<Write<'_>> = Vec::new();
+        let mut replaced: Vec<&str> = Vec::new();
+        for call in prepared {
+            let id = call.call_id;
+            let earlier = in_batch.get(id).copied();
+            let in_store = earlier.is_none()
+                && (cache.contains(id) || (call.replace && self.read_meta(id)?.is_some()));
+            if (earlier.is_some() || in_store) && !call.replace {
+                stored.push(false);
+                continue;
+            }
+            if let Some(j) = earlier {
+                planned[j] = None;
+            } else if in_store {
+                writes.extend(self.removals(id)?);
+                replaced.push(id);
+            }
+            in_batch.insert(id, planned.len());
+            planned.push(Some(call));
+            stored.push(true);
+        }
+        let mut rows = Vec::with_capacity(planned.len());
+        for call in planned.into_iter().flatten() {
+            writes.extend(call.writes);
+            rows.push(call.row);
+        }
+        if !writes.is_empty() {
+            self.atomic(&writes)?;
+        }
+        for id in replaced {
+            cache.remove(id);
+        }
+        cache.insert_new(rows);
+        Ok(stored)
+    }
+
+    /// The writes of one call and its row.
+    fn prepare<'a>(&'a self, call: &'a FinishedCall) -> Result<Prepared<'a>> {
+        let call_id = call.meta.call_id.as_str();
+        check_id("call id", call_id)?;
+        check_id("agent id", &call.meta.agent_id)?;
+        let meta = CallMeta {
+            status: CallStatus::Ended,
+            ended_at: Some(call.ended_at),
+            ..call.meta.clone()
+        };
+        let mut row = CallRow::new(&meta);
+
+        let mut lines = Pack::default();
+        for line in &call.lines {
+            check_line(call_id, line)?;
+            if let Some(slot) = lines.vacant(line.seq.to_be_bytes().to_vec()) {
+                slot.insert(encode(&StoredLine {
+                    text: mask_pii(&line.text),
+                    ..line.clone()
+                })?);
+            }
+        }
+        let (mut alerts, mut emotions, mut cards) =
+            (Pack::default(), Pack::default(), Pack::default());
+        for event in &call.events {
+            match event {
+                Event::Alert(alert) => {
+                    let alert = Alert {
+                        text: mask_pii(&alert.text),
+                        ..alert.clone()
+                    };
+                    let value = encode(&alert)?;
+                    if let Some(slot) = alerts.vacant(event_suffix(alert.t, &value).to_vec()) {
+                        slot.insert(value);
+                        row.add_alert(&alert);
+                    }
+                }
+                Event::Emotion(emotion) => {
+                    let value = encode(emotion)?;
+                    if let Some(slot) = emotions.vacant(event_suffix(emotion.t, &value).to_vec()) {
+                        slot.insert(value);
+                        row.add_emotion(emotion);
+                    }
+                }
+                Event::Card(card) => {
+                    let suffix = event_suffix(card.t, &encode(card)?);
+                    if let Some(slot) = cards.vacant(suffix.to_vec()) {
+                        let stored = StoredCard::of(card);
+                        slot.insert(encode(&stored)?);
+                        row.add_card(stored.card_id(), stored.kind(), None);
+                    }
+                }
+                // The call's summary is `call.summary`, as `end_call` overwrites any before.
+                Event::Summary(_) => {}
+            }
+        }
+        row.lines = u32::try_from(lines.0.len()).unwrap_or(u32::MAX);
+        row.apply_summary(&call.summary);
+
+        let id = call_id.as_bytes().to_vec();
+        let mut writes = Vec::with_capacity(7);
+        for (tree, pack) in [
+            (&self.t.lines, lines),
+            (&self.t.alerts, alerts),
+            (&self.t.emotions, emotions),
+            (&self.t.cards, cards),
+        ] {
+            if !pack.0.is_empty() {
+                writes.push((tree, call_prefix(call_id), Some(pack.encode())));
+            }
+        }
+        writes.push((&self.t.summaries, id.clone(), Some(encode(&call.summary)?)));
+        writes.push((&self.t.calls, id.clone(), Some(encode(&meta)?)));
+        writes.push((&self.t.rows, id, Some(encode(&row)?)));
+        Ok(Prepared {
+            call_id,
+            replace: call.replace,
+            row,
+            writes,
+        })
+    }
+
+    /// Removals of everything stored about a call (what `delete_call` removes).
+    fn removals(&self, call_id: &str) -> Result<Vec<Write<'_>>> {
+        let mut writes = Vec::new();
+        let prefix = call_prefix(call_id);
+        for tree in self.t.per_call_prefixed() {
+            for key in tree.scan_prefix(&prefix).keys() {
+                writes.push((tree, key?.to_vec(), None));
+            }
+        }
+        let id = call_id.as_bytes().to_vec();
+        for tree in [
+            &self.t.summaries,
+            &self.t.manual_scores,
+            &self.t.calls,
+            &self.t.rows,
+        ] {
+            writes.push((tree, id.clone(), None));
+        }
+        Ok(writes)
+    }
+}
+
+/// The items of one kind, by key suffix, each encoded as the single key would hold it.
+#[derive(Default)]
+struct Pack(BTreeMap<Vec<u8>, Vec<u8>>);
+
+impl Pack {
+    /// The slot for `suffix`, unless an earlier item holds it (the first one stays, as with
+    /// the incremental path's compare-and-swap).
+    fn vacant(
+        &mut self,
+        suffix: Vec<u8>,
+    ) -> Option<std::collections::btree_map::VacantEntry<'_, Vec<u8>, Vec<u8>>> {
+        match self.0.entry(suffix) {
+            Entry::Vacant(slot) => Some(slot),
+            Entry::Occupied(_) => None,
+        }
+    }
+
+    /// `[[suffix hex, item], ...]` in suffix order: what serde_json writes for
+    /// `Vec<(String, T)>`, built from the items already encoded.
+    fn encode(self) -> Vec<u8> {
+        let size: usize = self.0.iter().map(|(k, v)| v.len() + 2 * k.len() + 6).sum();
+        let mut out = Vec::with_capacity(size + 2);
+        out.push(b'[');
+        for (i, (suffix, value)) in self.0.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"[\"");
+            out.extend_from_slice(hex(&suffix).as_bytes());
+            out.extend_from_slice(b"\",");
+            out.extend_from_slice(&value);
+            out.push(b']');
+        }
+        out.push(b']');
+        out
+    }
+}
