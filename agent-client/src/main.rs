@@ -315,9 +315,10 @@ fn run(args: Args) -> Result<()> {
     if let Some(seconds) = linger {
         let model = Arc::clone(&model);
         let repaint = repaint.clone();
-        let metrics_path = metrics_path.clone();
         std::thread::spawn(move || {
-            // Wait for the summary, then linger, then exit.
+            // Wait for the summary, linger, then close the window. Never `exit` from here:
+            // the main thread may be inside a GL call, and tearing the process down under it
+            // crashes in the GL driver.
             loop {
                 std::thread::sleep(Duration::from_millis(200));
                 let done = model.lock().map(|m| m.summary.is_some()).unwrap_or(true);
@@ -327,8 +328,10 @@ fn run(args: Args) -> Result<()> {
             }
             std::thread::sleep(Duration::from_secs(seconds));
             with_metrics(|m| m.idle_over());
-            write_metrics(metrics_path.as_deref(), &model);
-            repaint.request();
+            repaint.close();
+            // Last resort should the window not close (a wedged display server).
+            std::thread::sleep(Duration::from_secs(30));
+            tracing::warn!("the overlay window did not close; exiting");
             std::process::exit(0);
         });
     }

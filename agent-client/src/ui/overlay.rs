@@ -28,6 +28,15 @@ impl Repaint {
             ctx.request_repaint();
         }
     }
+
+    /// Asks the window to close; `run` then returns on the main thread, which saves the
+    /// window's position and tears the GL context down in order.
+    pub fn close(&self) {
+        if let Some(ctx) = self.0.get() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            ctx.request_repaint();
+        }
+    }
 }
 
 /// Where the agent's clicks go: card feedback to the server.
