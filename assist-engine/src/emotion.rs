@@ -57,17 +57,16 @@ impl EmotionModel {
     pub fn read(&self, normalized: &str, prosody: Option<&Prosody>) -> Reading {
         let mut raw = 0.0f32;
         let mut positive_words = 0;
-        for m in self.words.find_all(normalized) {
+        self.words.each(normalized, |m| {
             let mut weight = self.weights[m.phrase];
             let before = clause_before(normalized, m.start, 3, 2);
-            if let Some(d) = self.degree.find_all(before).last() {
+            if let Some(d) = self.degree.last(before) {
                 weight *= self.degree_factors[d.phrase];
             }
             let negated = is_negated(normalized, m.start)
-                || !self
+                || self
                     .negation
-                    .find_all(clause_before(normalized, m.start, 4, 3))
-                    .is_empty();
+                    .occurs_in(clause_before(normalized, m.start, 4, 3));
             if negated {
                 // "not bad" is mildly good, "不满意" is clearly bad.
                 weight = -weight * if weight < 0.0 { 0.5 } else { 0.8 };
@@ -76,10 +75,10 @@ impl EmotionModel {
                 positive_words += 1;
             }
             raw += weight;
-        }
+            true
+        });
         let exclamations = normalized.matches(['!', '！']).count().min(3) as f32;
-        let sarcasm = !self.praise.find_all(normalized).is_empty()
-            && !self.failure.find_all(normalized).is_empty();
+        let sarcasm = self.praise.occurs_in(normalized) && self.failure.occurs_in(normalized);
         if sarcasm {
             raw = -(raw.abs() + 2.0);
         } else if positive_words == 0 && raw < 0.0 {
