@@ -5,6 +5,8 @@
 //! for Chinese, words for English), lifted when both ask about the same intent.
 
 use crate::text::is_cjk;
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
+use std::sync::LazyLock;
 
 const ZH_QUESTION_WORDS: &[&str] = &[
     "吗",
@@ -30,6 +32,14 @@ const ZH_QUESTION_WORDS: &[&str] = &[
     "咋",
 ];
 
+/// [`ZH_QUESTION_WORDS`] in one automaton: whether the text contains any of them, in one pass.
+static QUESTION_WORDS: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .kind(Some(AhoCorasickKind::DFA))
+        .build(ZH_QUESTION_WORDS)
+        .expect("a few short words compile")
+});
+
 const EN_QUESTION_STARTS: &[&str] = &[
     "what", "when", "where", "why", "how", "who", "which", "can", "could", "is", "are", "do",
     "does", "did", "will", "would", "should", "may", "have", "has",
@@ -51,7 +61,7 @@ pub fn is_question(normalized: &str) -> bool {
         return true;
     }
     // The question words are all Chinese: an ASCII text holds none of them.
-    if !normalized.is_ascii() && ZH_QUESTION_WORDS.iter().any(|w| normalized.contains(w)) {
+    if !normalized.is_ascii() && QUESTION_WORDS.is_match(normalized) {
         return true;
     }
     let first = normalized
@@ -110,7 +120,10 @@ pub fn features(normalized: &str) -> Features {
     let mut out = Vec::new();
     let mut previous: Option<char> = None;
     for c in normalized.chars() {
-        if is_cjk(c) && c.is_alphabetic() && !ZH_FUNCTION_CHARS.contains(c) {
+        // Every code point of the CJK Unified Ideographs block is alphabetic (unit test): no
+        // table lookup for them.
+        let ideograph = ('\u{4E00}'..='\u{9FFF}').contains(&c);
+        if (ideograph || (is_cjk(c) && c.is_alphabetic())) && !ZH_FUNCTION_CHARS.contains(c) {
             out.push(Feature::Cjk(c, None));
             if let Some(p) = previous {
                 out.push(Feature::Cjk(p, Some(c)));
@@ -225,6 +238,31 @@ mod tests {
                 false
             ) > 0.6
         );
+    }
+
+    #[test]
+    fn every_cjk_unified_ideograph_is_alphabetic() {
+        assert!(('\u{4E00}'..='\u{9FFF}').all(char::is_alphabetic));
+    }
+
+    #[test]
+    fn the_question_word_automaton_finds_what_contains_finds() {
+        for text in [
+            "能退吗",
+            "是不是",
+            "我想退款",
+            "哪里",
+            "咋办",
+            "好的谢谢",
+            "为啥",
+            "",
+        ] {
+            assert_eq!(
+                QUESTION_WORDS.is_match(text),
+                ZH_QUESTION_WORDS.iter().any(|w| text.contains(w)),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -95,6 +95,10 @@ pub struct LanguageRules {
 
 pub struct RuleSet {
     pub rules: Vec<Rule>,
+    /// Per rule, its slot among the rules that keep per-call state (disclosure, order,
+    /// required, negative streak): a call holds state for those only.
+    state_slots: Vec<Option<u32>>,
+    stateful: usize,
     /// One per language a rule names, then the one for every other language.
     languages: Vec<LanguageRules>,
     /// The rules' regexes grouped by the language their rule applies to (None: every
@@ -187,11 +191,41 @@ impl RuleSet {
             .into_iter()
             .map(|language| LanguageRules::new(&rules, &regex_groups, language))
             .collect();
+        let mut stateful = 0;
+        let state_slots = rules
+            .iter()
+            .map(|rule| {
+                let keeps_state = matches!(
+                    rule.condition,
+                    Condition::Disclosure { .. }
+                        | Condition::Order { .. }
+                        | Condition::Required { .. }
+                        | Condition::NegativeStreak { .. }
+                );
+                keeps_state.then(|| {
+                    stateful += 1;
+                    stateful as u32 - 1
+                })
+            })
+            .collect();
         Ok(RuleSet {
             rules,
+            state_slots,
+            stateful,
             languages,
             regex_groups,
         })
+    }
+
+    /// How many rules keep per-call state.
+    pub fn stateful(&self) -> usize {
+        self.stateful
+    }
+
+    /// The slot of a rule's per-call state (disclosure, order, required and negative streak
+    /// rules); `None` for the kinds that keep none.
+    pub fn state_slot(&self, rule: usize) -> Option<usize> {
+        self.state_slots[rule].map(|slot| slot as usize)
     }
 
     /// What a call in `language` runs.

@@ -87,6 +87,7 @@ pub struct CallSession {
 /// at once: the methods take the engine (and the call language's rules) as arguments.
 struct Call {
     emotion: Option<usize>,
+    /// Per rule that keeps state, at its [`RuleSet::state_slot`](crate::rules::RuleSet::state_slot).
     states: Vec<RuleState>,
     last_seq: u64,
     last_start: f64,
@@ -117,7 +118,7 @@ impl CallSession {
         let language = language.to_ascii_lowercase();
         let call = Call {
             emotion: engine.emotions.iter().position(|m| m.language == language),
-            states: vec![RuleState::default(); engine.rules.rules.len()],
+            states: vec![RuleState::default(); engine.rules.stateful()],
             last_seq: 0,
             last_start: 0.0,
             clock: 0.0,
@@ -380,7 +381,10 @@ impl CallSession {
             let engine: &Engine = &self.engine;
             for &index in &engine.rules.for_language(&self.language).at_end {
                 let rule = &engine.rules.rules[index];
-                let state = &call.states[index];
+                let Some(slot) = engine.rules.state_slot(index) else {
+                    continue;
+                };
+                let state = &call.states[slot];
                 if state.done {
                     continue;
                 }
@@ -405,7 +409,7 @@ impl CallSession {
                     _ => None,
                 };
                 if let Some(missing) = missing {
-                    call.states[index].done = true;
+                    call.states[slot].done = true;
                     call.count_hit(index);
                     let mut alert = alert_struct(engine, index, at, rule_speaker(rule), "");
                     if !missing.is_empty() {
@@ -470,6 +474,12 @@ impl CallSession {
 }
 
 impl Call {
+    /// The state of a rule of a kind that keeps one.
+    fn state(&mut self, engine: &Engine, rule: usize) -> Option<&mut RuleState> {
+        let slot = engine.rules.state_slot(rule)?;
+        self.states.get_mut(slot)
+    }
+
     fn count_hit(&mut self, rule: usize) {
         *self.hits.entry(rule).or_insert(0) += 1;
     }
@@ -558,7 +568,9 @@ impl Call {
                 continue;
             };
             let matched = scans.iter().any(|(r, s)| *r == index && s.any);
-            let state = &mut self.states[index];
+            let Some(state) = self.state(engine, index) else {
+                continue;
+            };
             state.turns += 1;
             match within {
                 Within::FirstTurns => {
@@ -582,7 +594,16 @@ impl Call {
         }
         for (index, scan) in scans {
             let rule = &engine.rules.rules[*index];
-            let state = &mut self.states[*index];
+            let stateful = matches!(
+                rule.condition,
+                Condition::Disclosure { .. } | Condition::Order { .. }
+            );
+            if !stateful {
+                continue;
+            }
+            let Some(state) = self.state(engine, *index) else {
+                continue;
+            };
             match &rule.condition {
                 Condition::Disclosure {
                     trigger_speaker, ..
@@ -633,7 +654,9 @@ impl Call {
             let Condition::NegativeStreak { turns } = engine.rules.rules[index].condition else {
                 continue;
             };
-            let state = &mut self.states[index];
+            let Some(state) = self.state(engine, index) else {
+                continue;
+            };
             if label == EmotionLabel::Negative {
                 state.streak += 1;
                 if state.streak == turns {
