@@ -93,7 +93,7 @@ fn utterance(seq: u64, turn: &Turn) -> Utterance {
         text: turn.text.clone(),
         start: turn.start,
         end: turn.end,
-        prosody: turn.prosody.clone(),
+        prosody: turn.prosody,
     }
 }
 
