@@ -35,14 +35,14 @@ impl IntentModel {
 
     /// Intent indices found in a normalized utterance, in pack order.
     pub fn detect(&self, normalized: &str) -> Vec<usize> {
-        let mut found: Vec<usize> = self
-            .phrases
-            .find_all(normalized)
-            .iter()
-            .map(|m| self.owners[m.phrase])
-            .collect();
-        found.sort_unstable();
-        found.dedup();
+        let mut found: Vec<usize> = Vec::new();
+        self.phrases.each(normalized, |m| {
+            let intent = self.owners[m.phrase];
+            if let Err(at) = found.binary_search(&intent) {
+                found.insert(at, intent);
+            }
+            true
+        });
         found
     }
 }

@@ -33,8 +33,9 @@ pub struct EmotionModel {
     degree_factors: Vec<f32>,
     /// Negation cues of the lexicon, on top of the built-in ones.
     negation: PhraseSet,
-    praise: PhraseSet,
-    failure: PhraseSet,
+    /// Sarcasm: the praise phrases, then the failure phrases, in one automaton (one pass).
+    sarcasm: PhraseSet,
+    praise_phrases: usize,
 }
 
 impl EmotionModel {
@@ -48,8 +49,11 @@ impl EmotionModel {
             degree: PhraseSet::new(&degree, true),
             degree_factors: lexicon.degree.values().copied().collect(),
             negation: PhraseSet::new(&lexicon.negation, true),
-            praise: PhraseSet::new(&lexicon.sarcasm.praise, false),
-            failure: PhraseSet::new(&lexicon.sarcasm.failure, false),
+            sarcasm: PhraseSet::new(
+                &[&lexicon.sarcasm.praise[..], &lexicon.sarcasm.failure[..]].concat(),
+                false,
+            ),
+            praise_phrases: lexicon.sarcasm.praise.len(),
         }
     }
 
@@ -57,17 +61,16 @@ impl EmotionModel {
     pub fn read(&self, normalized: &str, prosody: Option<&Prosody>) -> Reading {
         let mut raw = 0.0f32;
         let mut positive_words = 0;
-        for m in self.words.find_all(normalized) {
+        self.words.each(normalized, |m| {
             let mut weight = self.weights[m.phrase];
             let before = clause_before(normalized, m.start, 3, 2);
-            if let Some(d) = self.degree.find_all(before).last() {
+            if let Some(d) = self.degree.last(before) {
                 weight *= self.degree_factors[d.phrase];
             }
             let negated = is_negated(normalized, m.start)
-                || !self
+                || self
                     .negation
-                    .find_all(clause_before(normalized, m.start, 4, 3))
-                    .is_empty();
+                    .occurs_in(clause_before(normalized, m.start, 4, 3));
             if negated {
                 // "not bad" is mildly good, "不满意" is clearly bad.
                 weight = -weight * if weight < 0.0 { 0.5 } else { 0.8 };
@@ -76,10 +79,10 @@ impl EmotionModel {
                 positive_words += 1;
             }
             raw += weight;
-        }
+            true
+        });
         let exclamations = normalized.matches(['!', '！']).count().min(3) as f32;
-        let sarcasm = !self.praise.find_all(normalized).is_empty()
-            && !self.failure.find_all(normalized).is_empty();
+        let sarcasm = self.is_sarcastic(normalized);
         if sarcasm {
             raw = -(raw.abs() + 2.0);
         } else if positive_words == 0 && raw < 0.0 {
@@ -94,6 +97,24 @@ impl EmotionModel {
             label: label_of(score),
             sarcasm,
         }
+    }
+}
+
+impl EmotionModel {
+    /// Praise and a failure in the same utterance. Every occurrence of every phrase is reported
+    /// whatever else the automaton holds, so one pass over both lists finds what a pass over
+    /// each would.
+    fn is_sarcastic(&self, normalized: &str) -> bool {
+        let (mut praise, mut failure) = (false, false);
+        self.sarcasm.each(normalized, |m| {
+            if m.phrase < self.praise_phrases {
+                praise = true;
+            } else {
+                failure = true;
+            }
+            !(praise && failure)
+        });
+        praise && failure
     }
 }
 
@@ -223,6 +244,43 @@ mod tests {
         assert!(r.sarcasm);
         assert_eq!(r.label, EmotionLabel::Negative);
         assert!(!read(&en(), "great, thanks").sarcasm);
+    }
+
+    #[test]
+    fn one_pass_over_praise_and_failure_finds_what_two_passes_find() {
+        let praise = ["可真高", "真快", "great", "oh great", "还没"];
+        let failure = ["还没", "一个月了", "another", "waiting", "great"];
+        let model = EmotionModel::new(&Lexicon {
+            language: "x".into(),
+            negation: vec![],
+            degree: BTreeMap::new(),
+            words: BTreeMap::new(),
+            sarcasm: Sarcasm {
+                praise: praise.iter().map(|s| s.to_string()).collect(),
+                failure: failure.iter().map(|s| s.to_string()).collect(),
+            },
+        });
+        let (praise, failure) = (
+            PhraseSet::new(&praise, false),
+            PhraseSet::new(&failure, false),
+        );
+        for text in [
+            "你们效率可真高，一个月了还没解决",
+            "还没",
+            "真快",
+            "great",
+            "oh great, another week of waiting",
+            "greatly waiting",
+            "not great",
+            "",
+        ] {
+            let text = normalize(text);
+            assert_eq!(
+                model.is_sarcastic(&text),
+                praise.occurs_in(&text) && failure.occurs_in(&text),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The QC engine of the agent-assist product: pure code, no I/O, no clock, no async.
 //!
 //! A knowledge pack ([`Pack`], parsed from file contents the caller has read) compiles into an
-//! [`Engine`]: one Aho-Corasick automaton over every rule phrase, a `RegexSet` over every rule
-//! regex, the intent and script-trigger automata and an emotion model per language. Each call
+//! [`Engine`]: per call language, one Aho-Corasick automaton over its rules' phrases and its rule
+//! regexes; the intent and script-trigger automata and an emotion model per language. Each call
 //! gets a [`CallSession`] that takes utterances in call order and returns [`Event`]s — alerts,
 //! the customer's emotion, cards — and a [`Summary`] at the end.
 //!

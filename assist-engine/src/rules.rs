@@ -1,5 +1,7 @@
-//! The compiled rule set: every phrase of every rule in one Aho-Corasick automaton, every regex
-//! in one `RegexSet`, so one utterance costs one pass per automaton whatever the pack's size.
+//! The compiled rule set, prepared per call language ([`LanguageRules`]): the phrases of every
+//! rule that applies to the language in one Aho-Corasick automaton, the regexes grouped by
+//! language, and the rules of each stateful kind listed, so one utterance costs one pass per
+//! automaton whatever the pack's size and never looks at another language's rules.
 //!
 //! [`RuleSet::scan`] says, per rule, which of its phrase lists matched an utterance. The
 //! stateful kinds (disclosure, order, required, timing, streaks, repeats) are decided by the
@@ -48,6 +50,9 @@ pub struct RuleScan {
 /// Longest `all` list / number of `require` items a rule may have (they are bitsets).
 pub const MAX_LIST_BITS: usize = 64;
 
+/// Regex groups up to this many patterns run pattern by pattern instead of as a `RegexSet`.
+const SMALL_REGEX_GROUP: usize = 8;
+
 type PendingGroup = (Option<String>, Vec<String>, Vec<(usize, Regex)>);
 
 struct RegexGroup {
@@ -57,11 +62,45 @@ struct RegexGroup {
     regexes: Vec<(usize, Regex)>,
 }
 
+/// Who a phrase belongs to.
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    rule: usize,
+    role: Role,
+    /// Whether a negated occurrence is ignored (the role honours negation and the rule uses it).
+    negation: bool,
+}
+
+/// What a call in one language runs, prepared when the pack is compiled: the phrases of the
+/// rules that apply to the language in one automaton, its regex groups, and its rules of each
+/// stateful kind. An utterance then touches only what can fire on it, and no rule's language
+/// is compared on the way.
+pub struct LanguageRules {
+    /// A language some rule names; `None` stands for every other language (language-free rules
+    /// only).
+    language: Option<String>,
+    phrases: PhraseSet,
+    owners: Vec<Owner>,
+    /// Indices into [`RuleSet::regex_groups`] of the groups that run.
+    regex_groups: Vec<usize>,
+    /// Rule indices of each stateful kind, in pack order.
+    pub required: Vec<usize>,
+    pub response_time: Vec<usize>,
+    pub silence: Vec<usize>,
+    pub negative_streak: Vec<usize>,
+    pub repeat_question: Vec<usize>,
+    /// Rules that may fire when the call ends (disclosure, required), in pack order.
+    pub at_end: Vec<usize>,
+}
+
 pub struct RuleSet {
     pub rules: Vec<Rule>,
-    phrases: PhraseSet,
-    /// Per phrase: (rule index, role).
-    owners: Vec<(usize, Role)>,
+    /// Per rule, its slot among the rules that keep per-call state (disclosure, order,
+    /// required, negative streak): a call holds state for those only.
+    state_slots: Vec<Option<u32>>,
+    stateful: usize,
+    /// One per language a rule names, then the one for every other language.
+    languages: Vec<LanguageRules>,
     /// The rules' regexes grouped by the language their rule applies to (None: every
     /// language), so a call only runs its own language's patterns.
     regex_groups: Vec<RegexGroup>,
@@ -71,8 +110,25 @@ impl std::fmt::Debug for RuleSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RuleSet")
             .field("rules", &self.rules.len())
-            .field("phrases", &self.phrases.len())
+            .field(
+                "phrases",
+                &self
+                    .languages
+                    .iter()
+                    .map(|l| (l.language.as_deref(), l.phrases.len()))
+                    .collect::<Vec<_>>(),
+            )
             .field("regex_groups", &self.regex_groups.len())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for LanguageRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LanguageRules")
+            .field("language", &self.language)
+            .field("phrases", &self.phrases.len())
+            .field("regex_groups", &self.regex_groups)
             .finish()
     }
 }
@@ -80,39 +136,24 @@ impl std::fmt::Debug for RuleSet {
 impl RuleSet {
     /// Compiles the rules. Patterns were validated when the pack was parsed.
     pub fn new(rules: Vec<Rule>) -> Result<RuleSet, String> {
-        let mut phrases: Vec<String> = Vec::new();
-        let mut owners = Vec::new();
         // Per language: (language, patterns, (rule, regex) per pattern).
         let mut groups: Vec<PendingGroup> = Vec::new();
         for (index, rule) in rules.iter().enumerate() {
-            let mut add = |list: &[String], role: Role| {
-                for p in list {
-                    phrases.push(p.clone());
-                    owners.push((index, role));
-                }
-            };
             match &rule.condition {
-                Condition::Keywords {
-                    any, all, unless, ..
-                } => {
-                    if all.len() > MAX_LIST_BITS {
-                        return Err(format!(
-                            "rule `{}`: `all` has more than {MAX_LIST_BITS} phrases",
-                            rule.id
-                        ));
-                    }
-                    add(any, Role::Any);
-                    for (k, p) in all.iter().enumerate() {
-                        add(std::slice::from_ref(p), Role::All(k as u8));
-                    }
-                    add(unless, Role::Unless);
+                Condition::Keywords { all, .. } if all.len() > MAX_LIST_BITS => {
+                    return Err(format!(
+                        "rule `{}`: `all` has more than {MAX_LIST_BITS} phrases",
+                        rule.id
+                    ));
                 }
-                Condition::Regex {
-                    patterns: list,
-                    unless,
-                    ..
-                } => {
-                    for p in list {
+                Condition::Disclosure { require, .. } if require.len() > MAX_LIST_BITS => {
+                    return Err(format!(
+                        "rule `{}`: more than {MAX_LIST_BITS} require items",
+                        rule.id
+                    ));
+                }
+                Condition::Regex { patterns, .. } => {
+                    for p in patterns {
                         let re = Regex::new(p)
                             .map_err(|e| format!("rule `{}`: invalid regex: {e}", rule.id))?;
                         let group = match groups.iter().position(|g| g.0 == rule.language) {
@@ -125,31 +166,8 @@ impl RuleSet {
                         groups[group].1.push(p.clone());
                         groups[group].2.push((index, re));
                     }
-                    add(unless, Role::Unless);
                 }
-                Condition::Disclosure {
-                    trigger, require, ..
-                } => {
-                    if require.len() > MAX_LIST_BITS {
-                        return Err(format!(
-                            "rule `{}`: more than {MAX_LIST_BITS} require items",
-                            rule.id
-                        ));
-                    }
-                    add(trigger, Role::Trigger);
-                    for (k, item) in require.iter().enumerate() {
-                        add(&item.any, Role::Require(k as u8));
-                    }
-                }
-                Condition::Order { first, then } => {
-                    add(first, Role::First);
-                    add(then, Role::Then);
-                }
-                Condition::Required { any, .. } => add(any, Role::Any),
-                Condition::ResponseTime { .. }
-                | Condition::Silence { .. }
-                | Condition::NegativeStreak { .. }
-                | Condition::RepeatQuestion { .. } => {}
+                _ => {}
             }
         }
         let regex_groups = groups
@@ -162,18 +180,83 @@ impl RuleSet {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
+        let mut named: Vec<Option<String>> = Vec::new();
+        for rule in &rules {
+            if rule.language.is_some() && !named.contains(&rule.language) {
+                named.push(rule.language.clone());
+            }
+        }
+        named.push(None);
+        let languages = named
+            .into_iter()
+            .map(|language| LanguageRules::new(&rules, &regex_groups, language))
+            .collect();
+        let mut stateful = 0;
+        let state_slots = rules
+            .iter()
+            .map(|rule| {
+                let keeps_state = matches!(
+                    rule.condition,
+                    Condition::Disclosure { .. }
+                        | Condition::Order { .. }
+                        | Condition::Required { .. }
+                        | Condition::NegativeStreak { .. }
+                );
+                keeps_state.then(|| {
+                    stateful += 1;
+                    stateful as u32 - 1
+                })
+            })
+            .collect();
         Ok(RuleSet {
             rules,
-            phrases: PhraseSet::new(&phrases, false),
-            owners,
+            state_slots,
+            stateful,
+            languages,
             regex_groups,
         })
+    }
+
+    /// How many rules keep per-call state.
+    pub fn stateful(&self) -> usize {
+        self.stateful
+    }
+
+    /// The slot of a rule's per-call state (disclosure, order, required and negative streak
+    /// rules); `None` for the kinds that keep none.
+    pub fn state_slot(&self, rule: usize) -> Option<usize> {
+        self.state_slots[rule].map(|slot| slot as usize)
+    }
+
+    /// What a call in `language` runs.
+    pub fn for_language(&self, language: &str) -> &LanguageRules {
+        let (other, named) = self
+            .languages
+            .split_last()
+            .expect("the rules of other languages are always there");
+        named
+            .iter()
+            .find(|l| l.language.as_deref() == Some(language))
+            .unwrap_or(other)
     }
 
     /// Scans one normalized utterance: per rule index that matched anything, what matched.
     /// Rules for another language are skipped. Sorted by rule index.
     pub fn scan(&self, normalized: &str, language: &str) -> Vec<(usize, RuleScan)> {
-        let mut found: Vec<(usize, RuleScan)> = Vec::new();
+        let mut found = Vec::new();
+        self.scan_into(self.for_language(language), normalized, &mut found);
+        found
+    }
+
+    /// [`RuleSet::scan`] with the call's rules looked up already, into a buffer the call reuses
+    /// (cleared first).
+    pub fn scan_into(
+        &self,
+        rules: &LanguageRules,
+        normalized: &str,
+        found: &mut Vec<(usize, RuleScan)>,
+    ) {
+        found.clear();
         let entry = |found: &mut Vec<(usize, RuleScan)>, rule: usize| -> usize {
             match found.iter().position(|(r, _)| *r == rule) {
                 Some(i) => i,
@@ -183,21 +266,14 @@ impl RuleSet {
                 }
             }
         };
-        for m in self.phrases.find_all(normalized) {
-            let (rule_index, role) = self.owners[m.phrase];
-            let rule = &self.rules[rule_index];
-            if !rule.applies_to(language) {
-                continue;
+        rules.phrases.each(normalized, |m| {
+            let owner = rules.owners[m.phrase];
+            if owner.negation && is_negated(normalized, m.start) {
+                return true;
             }
-            if role.honours_negation()
-                && uses_negation(&rule.condition)
-                && is_negated(normalized, m.start)
-            {
-                continue;
-            }
-            let i = entry(&mut found, rule_index);
+            let i = entry(found, owner.rule);
             let scan = &mut found[i].1;
-            match role {
+            match owner.role {
                 Role::Any => scan.any = true,
                 Role::All(k) => scan.all |= 1 << k,
                 Role::Unless => scan.unless = true,
@@ -206,26 +282,30 @@ impl RuleSet {
                 Role::First => scan.first = true,
                 Role::Then => scan.then = true,
             }
-        }
-        let groups = self
-            .regex_groups
-            .iter()
-            .filter(|g| g.language.as_deref().is_none_or(|l| l == language));
-        for group in groups {
-            for pattern in group.set.matches(normalized).iter() {
+            true
+        });
+        for &group in &rules.regex_groups {
+            let group = &self.regex_groups[group];
+            // A few patterns run one by one, each with its own literal prefilter; many at
+            // once in the set, and only those that matched again for their positions.
+            let mut check = |pattern: usize| {
                 let (rule_index, re) = &group.regexes[pattern];
                 let negation = uses_negation(&self.rules[*rule_index].condition);
                 let hit = re
                     .find_iter(normalized)
                     .any(|m| !negation || !is_negated(normalized, m.start()));
                 if hit {
-                    let i = entry(&mut found, *rule_index);
+                    let i = entry(found, *rule_index);
                     found[i].1.regex = true;
                 }
+            };
+            if group.regexes.len() <= SMALL_REGEX_GROUP {
+                (0..group.regexes.len()).for_each(&mut check);
+            } else {
+                group.set.matches(normalized).into_iter().for_each(check);
             }
         }
         found.sort_by_key(|(r, _)| *r);
-        found
     }
 
     /// The stateless rules (keywords, regex) watching `speaker` that fire on this scan.
@@ -238,6 +318,89 @@ impl RuleSet {
             let rule = &self.rules[*index];
             (rule.speaker.covers(speaker) && scan.fires(&rule.condition)).then_some(*index)
         })
+    }
+}
+
+impl LanguageRules {
+    /// The rules of `rules` that apply to `language` (`None`: only the language-free ones).
+    fn new(rules: &[Rule], regex_groups: &[RegexGroup], language: Option<String>) -> Self {
+        let applies = |rule: &Rule| match &language {
+            Some(l) => rule.applies_to(l),
+            None => rule.language.is_none(),
+        };
+        let mut phrases: Vec<String> = Vec::new();
+        let mut owners = Vec::new();
+        let mut out = LanguageRules {
+            language: None,
+            phrases: PhraseSet::new::<&str>(&[], false),
+            owners: Vec::new(),
+            regex_groups: regex_groups
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| g.language.is_none() || g.language == language)
+                .map(|(i, _)| i)
+                .collect(),
+            required: Vec::new(),
+            response_time: Vec::new(),
+            silence: Vec::new(),
+            negative_streak: Vec::new(),
+            repeat_question: Vec::new(),
+            at_end: Vec::new(),
+        };
+        for (index, rule) in rules.iter().enumerate() {
+            if !applies(rule) {
+                continue;
+            }
+            let negation = uses_negation(&rule.condition);
+            let mut add = |list: &[String], role: Role| {
+                for p in list {
+                    phrases.push(p.clone());
+                    owners.push(Owner {
+                        rule: index,
+                        role,
+                        negation: negation && role.honours_negation(),
+                    });
+                }
+            };
+            match &rule.condition {
+                Condition::Keywords {
+                    any, all, unless, ..
+                } => {
+                    add(any, Role::Any);
+                    for (k, p) in all.iter().enumerate() {
+                        add(std::slice::from_ref(p), Role::All(k as u8));
+                    }
+                    add(unless, Role::Unless);
+                }
+                Condition::Regex { unless, .. } => add(unless, Role::Unless),
+                Condition::Disclosure {
+                    trigger, require, ..
+                } => {
+                    add(trigger, Role::Trigger);
+                    for (k, item) in require.iter().enumerate() {
+                        add(&item.any, Role::Require(k as u8));
+                    }
+                    out.at_end.push(index);
+                }
+                Condition::Order { first, then } => {
+                    add(first, Role::First);
+                    add(then, Role::Then);
+                }
+                Condition::Required { any, .. } => {
+                    add(any, Role::Any);
+                    out.required.push(index);
+                    out.at_end.push(index);
+                }
+                Condition::ResponseTime { .. } => out.response_time.push(index),
+                Condition::Silence { .. } => out.silence.push(index),
+                Condition::NegativeStreak { .. } => out.negative_streak.push(index),
+                Condition::RepeatQuestion { .. } => out.repeat_question.push(index),
+            }
+        }
+        out.language = language;
+        out.phrases = PhraseSet::new(&phrases, false);
+        out.owners = owners;
+        out
     }
 }
 

@@ -8,11 +8,11 @@
 
 use crate::cards::{Candidate, CardContext};
 use crate::emotion::{escalating, EmotionModel, Reading};
-use crate::mask::mask_pii;
+use crate::mask::mask;
 use crate::pack::{Condition, Within};
-use crate::questions::{features, is_question, similarity};
-use crate::rules::RuleScan;
-use crate::text::{is_mostly_cjk, normalize};
+use crate::questions::{features, is_question, similarity, Features};
+use crate::rules::{LanguageRules, RuleScan};
+use crate::text::{is_mostly_cjk, normalize_into};
 use crate::{Engine, Knowledge};
 use assist_protocol::{
     Alert, Card, CardKind, Emotion, EmotionLabel, Event, RuleHits, Severity, Speaker, Summary,
@@ -57,19 +57,37 @@ struct RuleState {
     streak: usize,
 }
 
+/// A customer question: when it was asked and what it said (masked).
 #[derive(Debug, Clone)]
-struct Question {
+struct Asked {
     start: f64,
     end: f64,
     text: String,
-    features: HashSet<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Question {
+    asked: Asked,
+    features: Features,
     intents: Vec<usize>,
 }
 
 pub struct CallSession {
     engine: Arc<Engine>,
     language: String,
+    /// Whether final utterances get script and knowledge cards (see [`CallSession::without_cards`]).
+    cards: bool,
+    call: Call,
+    /// Buffers every utterance of the call reuses: its normalized text and its rule scan.
+    normalized: String,
+    scans: Vec<(usize, RuleScan)>,
+}
+
+/// What a call has accumulated. Kept apart from the engine so that the session can lend both
+/// at once: the methods take the engine (and the call language's rules) as arguments.
+struct Call {
     emotion: Option<usize>,
+    /// Per rule that keeps state, at its [`RuleSet::state_slot`](crate::rules::RuleSet::state_slot).
     states: Vec<RuleState>,
     last_seq: u64,
     last_start: f64,
@@ -88,25 +106,19 @@ pub struct CallSession {
     customer_scores: Vec<f32>,
     questions: VecDeque<Question>,
     /// The customer's oldest unanswered question, and the response-time rules fired on it.
-    pending: Option<(Question, Vec<usize>)>,
+    pending: Option<(Asked, Vec<usize>)>,
     shown: HashSet<String>,
     cards_shown: u32,
     intents_seen: Vec<usize>,
     ended: bool,
-    /// Whether final utterances get script and knowledge cards (see [`CallSession::without_cards`]).
-    cards: bool,
 }
 
 impl CallSession {
     pub fn new(engine: Arc<Engine>, language: &str) -> Self {
         let language = language.to_ascii_lowercase();
-        let emotion = engine.emotions.iter().position(|m| m.language == language);
-        let states = vec![RuleState::default(); engine.rules.rules.len()];
-        CallSession {
-            engine,
-            language,
-            emotion,
-            states,
+        let call = Call {
+            emotion: engine.emotions.iter().position(|m| m.language == language),
+            states: vec![RuleState::default(); engine.rules.stateful()],
             last_seq: 0,
             last_start: 0.0,
             clock: 0.0,
@@ -123,7 +135,14 @@ impl CallSession {
             cards_shown: 0,
             intents_seen: Vec::new(),
             ended: false,
+        };
+        CallSession {
+            engine,
+            language,
             cards: true,
+            call,
+            normalized: String::new(),
+            scans: Vec::new(),
         }
     }
 
@@ -143,11 +162,11 @@ impl CallSession {
 
     /// The highest final seq accepted so far (0 before the first).
     pub fn last_seq(&self) -> u64 {
-        self.last_seq
+        self.call.last_seq
     }
 
     pub fn is_ended(&self) -> bool {
-        self.ended
+        self.call.ended
     }
 
     /// Takes one utterance, partial or final.
@@ -156,7 +175,8 @@ impl CallSession {
         utt: &Utterance,
         knowledge: &dyn Knowledge,
     ) -> Result<Vec<Event>, SessionError> {
-        if self.ended {
+        let call = &self.call;
+        if call.ended {
             return Err(SessionError::Ended);
         }
         let times_ok = utt.start.is_finite()
@@ -167,25 +187,25 @@ impl CallSession {
         }
         if utt.partial {
             // A partial of an utterance already finalized is stale: ignore it quietly.
-            if utt.seq <= self.last_seq {
+            if utt.seq <= call.last_seq {
                 return Ok(Vec::new());
             }
             return Ok(self.partial(utt));
         }
-        if utt.seq <= self.last_seq {
+        if utt.seq <= call.last_seq {
             return Err(SessionError::DuplicateSeq {
                 seq: utt.seq,
-                last: self.last_seq,
+                last: call.last_seq,
             });
         }
         if utt.text.trim().is_empty() {
             return Err(SessionError::EmptyText { seq: utt.seq });
         }
-        if utt.start + OVERLAP_TOLERANCE < self.last_start {
+        if utt.start + OVERLAP_TOLERANCE < call.last_start {
             return Err(SessionError::OutOfOrder {
                 seq: utt.seq,
                 start: utt.start,
-                previous: self.last_start,
+                previous: call.last_start,
             });
         }
         Ok(self.final_utterance(utt, knowledge))
@@ -194,78 +214,92 @@ impl CallSession {
     /// Rules on a partial result: raise a stateless rule's alert while the agent is still
     /// speaking; the speaker's next final result will not raise it again.
     fn partial(&mut self, utt: &Utterance) -> Vec<Event> {
-        let masked = mask_pii(&utt.text);
-        let normalized = normalize(&masked);
-        let scans = self.engine.rules.scan(&normalized, &self.language);
-        let fired: Vec<usize> = self
-            .engine
-            .rules
-            .instant_hits(&scans, utt.speaker)
-            .filter(|r| !self.partial_alerts.contains(&(utt.speaker, *r)))
-            .collect();
+        let CallSession {
+            engine,
+            language,
+            call,
+            normalized,
+            scans,
+            ..
+        } = self;
+        let rules = engine.rules.for_language(language);
+        let masked = mask(&utt.text);
+        normalize_into(&masked, normalized);
+        engine.rules.scan_into(rules, normalized, scans);
         let mut events = Vec::new();
-        for rule in fired {
-            self.partial_alerts.push((utt.speaker, rule));
-            events.push(self.alert(rule, utt.start, utt.speaker, &masked));
+        for rule in engine.rules.instant_hits(scans, utt.speaker) {
+            if !call.partial_alerts.contains(&(utt.speaker, rule)) {
+                call.partial_alerts.push((utt.speaker, rule));
+                events.push(alert(engine, rule, utt.start, utt.speaker, &masked));
+            }
         }
         events
     }
 
     fn final_utterance(&mut self, utt: &Utterance, knowledge: &dyn Knowledge) -> Vec<Event> {
-        let engine = Arc::clone(&self.engine);
-        let masked = mask_pii(&utt.text);
-        let normalized = normalize(&masked);
+        let CallSession {
+            engine,
+            language,
+            cards,
+            call,
+            normalized,
+            scans,
+        } = self;
+        let engine: &Engine = engine;
+        let rules = engine.rules.for_language(language);
+        let masked = mask(&utt.text);
+        normalize_into(&masked, normalized);
+        let normalized = normalized.as_str();
         let end = utt.end.unwrap_or(utt.start).max(utt.start);
         let mut events = Vec::new();
 
         // Timers first: they fired before this utterance began.
-        self.check_silence(utt.start, &masked, &mut events);
-        self.check_response_time(utt.start, &mut events);
+        call.check_silence(engine, rules, utt.start, &masked, &mut events);
+        call.check_response_time(engine, rules, utt.start, &mut events);
         if utt.speaker == Speaker::Agent {
-            self.pending = None;
+            call.pending = None;
         }
 
-        self.last_seq = utt.seq;
-        self.last_start = self.last_start.max(utt.start);
-        self.first_start = Some(self.first_start.map_or(utt.start, |s| s.min(utt.start)));
-        self.clock = self.clock.max(end);
-        self.speech_end = self.speech_end.max(end);
-        self.utterances += 1;
+        call.last_seq = utt.seq;
+        call.last_start = call.last_start.max(utt.start);
+        call.first_start = Some(call.first_start.map_or(utt.start, |s| s.min(utt.start)));
+        call.clock = call.clock.max(end);
+        call.speech_end = call.speech_end.max(end);
+        call.utterances += 1;
 
-        let scans = engine.rules.scan(&normalized, &self.language);
+        engine.rules.scan_into(rules, normalized, scans);
         let mut fired: Vec<usize> = Vec::new();
-        for rule in engine.rules.instant_hits(&scans, utt.speaker) {
+        for rule in engine.rules.instant_hits(scans, utt.speaker) {
             fired.push(rule);
-            let raised_on_partial = self.partial_alerts.contains(&(utt.speaker, rule));
-            self.count_hit(rule);
+            let raised_on_partial = call.partial_alerts.contains(&(utt.speaker, rule));
+            call.count_hit(rule);
             if !raised_on_partial {
-                events.push(self.alert(rule, utt.start, utt.speaker, &masked));
+                events.push(alert(engine, rule, utt.start, utt.speaker, &masked));
             }
         }
-        self.partial_alerts
+        call.partial_alerts
             .retain(|(speaker, _)| *speaker != utt.speaker);
-        for rule in self.stateful_hits(&scans, utt.speaker) {
+        for rule in call.stateful_hits(engine, rules, scans, utt.speaker) {
             fired.push(rule);
-            self.count_hit(rule);
-            events.push(self.alert(rule, utt.start, utt.speaker, &masked));
+            call.count_hit(rule);
+            events.push(alert(engine, rule, utt.start, utt.speaker, &masked));
         }
 
-        let language = self.language.clone();
         let mut context = CardContext {
-            language: &language,
+            language,
             from_customer: utt.speaker == Speaker::Customer,
             ..CardContext::default()
         };
         if utt.speaker == Speaker::Customer {
-            let intents = engine.intents.detect(&normalized);
+            let intents = engine.intents.detect(normalized);
             for &i in &intents {
-                if !self.intents_seen.contains(&i) {
-                    self.intents_seen.push(i);
+                if !call.intents_seen.contains(&i) {
+                    call.intents_seen.push(i);
                 }
             }
-            let reading = self.read_emotion(&normalized, utt);
+            let reading = call.read_emotion(engine, normalized, utt);
             let now_escalating =
-                escalating(&self.customer_scores, engine.meta.emotion.escalation_window);
+                escalating(&call.customer_scores, engine.meta.emotion.escalation_window);
             if let Some(reading) = reading {
                 events.push(Event::Emotion(Emotion {
                     t: utt.start,
@@ -274,40 +308,44 @@ impl CallSession {
                     score: (reading.score * 100.0).round() / 100.0,
                     escalating: now_escalating,
                 }));
-                for rule in self.streak_hits(reading.label) {
+                for rule in call.streak_hits(engine, rules, reading.label) {
                     fired.push(rule);
-                    self.count_hit(rule);
-                    events.push(self.alert(rule, utt.start, utt.speaker, &masked));
+                    call.count_hit(rule);
+                    events.push(alert(engine, rule, utt.start, utt.speaker, &masked));
                 }
                 context.negative = reading.label == EmotionLabel::Negative;
                 context.escalating = now_escalating;
             }
-            if is_question(&normalized) {
+            if is_question(normalized) {
                 let question = Question {
-                    start: utt.start,
-                    end,
-                    text: masked.clone(),
-                    features: features(&normalized),
+                    asked: Asked {
+                        start: utt.start,
+                        end,
+                        text: masked.to_string(),
+                    },
+                    features: features(normalized),
                     intents: intents.clone(),
                 };
-                for rule in self.repeat_hits(&question) {
+                for rule in call.repeat_hits(engine, rules, &question) {
                     fired.push(rule);
-                    self.count_hit(rule);
-                    events.push(self.alert(rule, utt.start, utt.speaker, &masked));
+                    call.count_hit(rule);
+                    events.push(alert(engine, rule, utt.start, utt.speaker, &masked));
                 }
-                self.remember_question(question);
+                call.remember_question(question);
             }
-            context.intents = intents
-                .iter()
-                .map(|&i| engine.intents.intents[i].id.as_str())
-                .collect();
+            if *cards {
+                context.intents = intents
+                    .iter()
+                    .map(|&i| engine.intents.intents[i].id.as_str())
+                    .collect();
+            }
         }
-        if self.cards {
+        if *cards {
             context.categories = fired
                 .iter()
                 .map(|&r| engine.rules.rules[r].category.as_str())
                 .collect();
-            let cards = self.pick_cards(&normalized, &masked, utt, &context, knowledge);
+            let cards = call.pick_cards(engine, normalized, &masked, utt, &context, knowledge);
             events.extend(cards);
         }
         events
@@ -315,13 +353,16 @@ impl CallSession {
 
     /// A clock tick: lets response-time and silence rules fire while nobody speaks.
     pub fn tick(&mut self, t: f64) -> Vec<Event> {
-        if self.ended || !t.is_finite() || t <= self.clock {
+        let call = &mut self.call;
+        if call.ended || !t.is_finite() || t <= call.clock {
             return Vec::new();
         }
-        self.clock = t;
+        call.clock = t;
+        let engine: &Engine = &self.engine;
+        let rules = engine.rules.for_language(&self.language);
         let mut events = Vec::new();
-        self.check_silence(t, "", &mut events);
-        self.check_response_time(t, &mut events);
+        call.check_silence(engine, rules, t, "", &mut events);
+        call.check_response_time(engine, rules, t, &mut events);
         events
     }
 
@@ -329,19 +370,24 @@ impl CallSession {
     /// Ending twice returns the summary again with no new alerts.
     pub fn end(&mut self, t: Option<f64>) -> Vec<Event> {
         let mut events = Vec::new();
-        if !self.ended {
-            self.ended = true;
+        let call = &mut self.call;
+        if !call.ended {
+            call.ended = true;
             let at = t
                 .filter(|t| t.is_finite())
-                .unwrap_or(self.clock)
-                .max(self.clock);
-            self.clock = at;
-            let engine = Arc::clone(&self.engine);
-            for (index, rule) in engine.rules.rules.iter().enumerate() {
-                if !rule.applies_to(&self.language) || self.states[index].done {
+                .unwrap_or(call.clock)
+                .max(call.clock);
+            call.clock = at;
+            let engine: &Engine = &self.engine;
+            for &index in &engine.rules.for_language(&self.language).at_end {
+                let rule = &engine.rules.rules[index];
+                let Some(slot) = engine.rules.state_slot(index) else {
+                    continue;
+                };
+                let state = &call.states[slot];
+                if state.done {
                     continue;
                 }
-                let state = &self.states[index];
                 let missing = match &rule.condition {
                     Condition::Disclosure { require, .. } if state.armed => {
                         let items: Vec<&str> = require
@@ -363,9 +409,9 @@ impl CallSession {
                     _ => None,
                 };
                 if let Some(missing) = missing {
-                    self.states[index].done = true;
-                    self.count_hit(index);
-                    let mut alert = self.alert_struct(index, at, rule_speaker(rule), "");
+                    call.states[slot].done = true;
+                    call.count_hit(index);
+                    let mut alert = alert_struct(engine, index, at, rule_speaker(rule), "");
                     if !missing.is_empty() {
                         alert.message = format!("{} [{}]", alert.message, missing);
                     }
@@ -379,11 +425,12 @@ impl CallSession {
 
     /// The summary as it stands (the final one once the call has ended).
     pub fn summary(&self) -> Summary {
+        let call = &self.call;
         let rules = &self.engine.rules.rules;
         let scoring = &self.engine.meta.scoring;
         let mut fatal = false;
         let mut deducted: u32 = 0;
-        let mut hits: Vec<RuleHits> = self
+        let mut hits: Vec<RuleHits> = call
             .hits
             .iter()
             .map(|(&index, &count)| {
@@ -404,81 +451,67 @@ impl CallSession {
         } else {
             100u32.saturating_sub(deducted)
         };
-        let customer_emotion = (!self.customer_scores.is_empty()).then(|| {
-            let mean = self.customer_scores.iter().sum::<f32>() / self.customer_scores.len() as f32;
+        let customer_emotion = (!call.customer_scores.is_empty()).then(|| {
+            let mean = call.customer_scores.iter().sum::<f32>() / call.customer_scores.len() as f32;
             (mean * 100.0).round() / 100.0
         });
         Summary {
             score,
             passed: !fatal && score >= 60,
             hits,
-            utterances: self.utterances,
-            duration: ((self.clock - self.first_start.unwrap_or(0.0)).max(0.0) * 10.0).round()
+            utterances: call.utterances,
+            duration: ((call.clock - call.first_start.unwrap_or(0.0)).max(0.0) * 10.0).round()
                 / 10.0,
             customer_emotion,
-            cards_shown: self.cards_shown,
-            intents: self
+            cards_shown: call.cards_shown,
+            intents: call
                 .intents_seen
                 .iter()
                 .map(|&i| self.engine.intents.intents[i].id.clone())
                 .collect(),
         }
     }
+}
+
+impl Call {
+    /// The state of a rule of a kind that keeps one.
+    fn state(&mut self, engine: &Engine, rule: usize) -> Option<&mut RuleState> {
+        let slot = engine.rules.state_slot(rule)?;
+        self.states.get_mut(slot)
+    }
 
     fn count_hit(&mut self, rule: usize) {
         *self.hits.entry(rule).or_insert(0) += 1;
     }
 
-    fn alert_struct(&self, rule: usize, t: f64, speaker: Speaker, masked: &str) -> Alert {
-        let rule = &self.engine.rules.rules[rule];
-        Alert {
-            t,
-            rule: rule.id.clone(),
-            category: rule.category.clone(),
-            severity: rule.severity,
-            speaker,
-            text: masked.to_string(),
-            message: rule.message.clone(),
-        }
-    }
-
-    fn alert(&self, rule: usize, t: f64, speaker: Speaker, masked: &str) -> Event {
-        Event::Alert(self.alert_struct(rule, t, speaker, masked))
-    }
-
-    /// Rules of the language with kind `pred` watching `speaker`.
-    fn rules_of<'a>(
-        &'a self,
-        pred: impl Fn(&Condition) -> bool + 'a,
-    ) -> impl Iterator<Item = usize> + 'a {
-        self.engine
-            .rules
-            .rules
-            .iter()
-            .enumerate()
-            .filter(move |(_, r)| r.applies_to(&self.language) && pred(&r.condition))
-            .map(|(i, _)| i)
-    }
-
-    fn check_silence(&mut self, now: f64, masked: &str, events: &mut Vec<Event>) {
+    fn check_silence(
+        &mut self,
+        engine: &Engine,
+        rules: &LanguageRules,
+        now: f64,
+        masked: &str,
+        events: &mut Vec<Event>,
+    ) {
         if self.utterances == 0 || self.silence_reported_at == Some(self.speech_end) {
             return;
         }
         let gap = now - self.speech_end;
-        let rules: Vec<usize> = self
-            .rules_of(|c| matches!(c, Condition::Silence { .. }))
-            .collect();
         let mut reported = false;
-        for index in rules {
-            let Condition::Silence { max_seconds } = self.engine.rules.rules[index].condition
-            else {
+        for &index in &rules.silence {
+            let rule = &engine.rules.rules[index];
+            let Condition::Silence { max_seconds } = rule.condition else {
                 continue;
             };
             if gap > max_seconds {
                 reported = true;
                 self.count_hit(index);
-                let speaker = rule_speaker(&self.engine.rules.rules[index]);
-                events.push(self.alert(index, self.speech_end, speaker, masked));
+                events.push(alert(
+                    engine,
+                    index,
+                    self.speech_end,
+                    rule_speaker(rule),
+                    masked,
+                ));
             }
         }
         if reported {
@@ -486,37 +519,47 @@ impl CallSession {
         }
     }
 
-    fn check_response_time(&mut self, now: f64, events: &mut Vec<Event>) {
-        let Some((question, fired)) = self.pending.take() else {
+    fn check_response_time(
+        &mut self,
+        engine: &Engine,
+        rules: &LanguageRules,
+        now: f64,
+        events: &mut Vec<Event>,
+    ) {
+        let Some((question, mut fired)) = self.pending.take() else {
             return;
         };
-        let mut fired = fired;
-        let rules: Vec<usize> = self
-            .rules_of(|c| matches!(c, Condition::ResponseTime { .. }))
-            .collect();
-        for index in rules {
-            let Condition::ResponseTime { max_seconds } = self.engine.rules.rules[index].condition
+        for &index in &rules.response_time {
+            let Condition::ResponseTime { max_seconds } = engine.rules.rules[index].condition
             else {
                 continue;
             };
             if now - question.end > max_seconds && !fired.contains(&index) {
                 fired.push(index);
                 self.count_hit(index);
-                events.push(self.alert(index, question.start, Speaker::Agent, &question.text));
+                events.push(alert(
+                    engine,
+                    index,
+                    question.start,
+                    Speaker::Agent,
+                    &question.text,
+                ));
             }
         }
         self.pending = Some((question, fired));
     }
 
     /// Disclosure, order and required rules on this utterance.
-    fn stateful_hits(&mut self, scans: &[(usize, RuleScan)], speaker: Speaker) -> Vec<usize> {
-        let engine = Arc::clone(&self.engine);
+    fn stateful_hits(
+        &mut self,
+        engine: &Engine,
+        rules: &LanguageRules,
+        scans: &[(usize, RuleScan)],
+        speaker: Speaker,
+    ) -> Vec<usize> {
         let mut fired = Vec::new();
         // Every required rule counts the turn, matched or not.
-        for index in self
-            .rules_of(|c| matches!(c, Condition::Required { .. }))
-            .collect::<Vec<_>>()
-        {
+        for &index in &rules.required {
             let rule = &engine.rules.rules[index];
             if !rule.speaker.covers(speaker) {
                 continue;
@@ -525,7 +568,9 @@ impl CallSession {
                 continue;
             };
             let matched = scans.iter().any(|(r, s)| *r == index && s.any);
-            let state = &mut self.states[index];
+            let Some(state) = self.state(engine, index) else {
+                continue;
+            };
             state.turns += 1;
             match within {
                 Within::FirstTurns => {
@@ -549,7 +594,16 @@ impl CallSession {
         }
         for (index, scan) in scans {
             let rule = &engine.rules.rules[*index];
-            let state = &mut self.states[*index];
+            let stateful = matches!(
+                rule.condition,
+                Condition::Disclosure { .. } | Condition::Order { .. }
+            );
+            if !stateful {
+                continue;
+            }
+            let Some(state) = self.state(engine, *index) else {
+                continue;
+            };
             match &rule.condition {
                 Condition::Disclosure {
                     trigger_speaker, ..
@@ -577,24 +631,32 @@ impl CallSession {
         fired
     }
 
-    fn read_emotion(&mut self, normalized: &str, utt: &Utterance) -> Option<Reading> {
-        let model: &EmotionModel = &self.engine.emotions[self.emotion?];
+    fn read_emotion(
+        &mut self,
+        engine: &Engine,
+        normalized: &str,
+        utt: &Utterance,
+    ) -> Option<Reading> {
+        let model: &EmotionModel = &engine.emotions[self.emotion?];
         let reading = model.read(normalized, utt.prosody.as_ref());
         self.customer_scores.push(reading.score);
         Some(reading)
     }
 
-    fn streak_hits(&mut self, label: EmotionLabel) -> Vec<usize> {
+    fn streak_hits(
+        &mut self,
+        engine: &Engine,
+        rules: &LanguageRules,
+        label: EmotionLabel,
+    ) -> Vec<usize> {
         let mut fired = Vec::new();
-        for index in self
-            .rules_of(|c| matches!(c, Condition::NegativeStreak { .. }))
-            .collect::<Vec<_>>()
-        {
-            let Condition::NegativeStreak { turns } = self.engine.rules.rules[index].condition
-            else {
+        for &index in &rules.negative_streak {
+            let Condition::NegativeStreak { turns } = engine.rules.rules[index].condition else {
                 continue;
             };
-            let state = &mut self.states[index];
+            let Some(state) = self.state(engine, index) else {
+                continue;
+            };
             if label == EmotionLabel::Negative {
                 state.streak += 1;
                 if state.streak == turns {
@@ -607,13 +669,18 @@ impl CallSession {
         fired
     }
 
-    fn repeat_hits(&self, question: &Question) -> Vec<usize> {
+    fn repeat_hits(
+        &self,
+        engine: &Engine,
+        rules: &LanguageRules,
+        question: &Question,
+    ) -> Vec<usize> {
         let mut fired = Vec::new();
-        for index in self.rules_of(|c| matches!(c, Condition::RepeatQuestion { .. })) {
+        for &index in &rules.repeat_question {
             let Condition::RepeatQuestion {
                 similarity: min,
                 window,
-            } = self.engine.rules.rules[index].condition
+            } = engine.rules.rules[index].condition
             else {
                 continue;
             };
@@ -630,7 +697,7 @@ impl CallSession {
 
     fn remember_question(&mut self, question: Question) {
         if self.pending.is_none() {
-            self.pending = Some((question.clone(), Vec::new()));
+            self.pending = Some((question.asked.clone(), Vec::new()));
         }
         self.questions.push_back(question);
         while self.questions.len() > 32 {
@@ -640,13 +707,14 @@ impl CallSession {
 
     fn pick_cards(
         &mut self,
+        engine: &Engine,
         normalized: &str,
         masked: &str,
         utt: &Utterance,
         context: &CardContext,
         knowledge: &dyn Knowledge,
     ) -> Vec<Event> {
-        let limits = &self.engine.meta.cards;
+        let limits = &engine.meta.cards;
         let room = limits
             .max_per_call
             .saturating_sub(self.cards_shown as usize)
@@ -654,7 +722,6 @@ impl CallSession {
         if room == 0 {
             return Vec::new();
         }
-        let engine = Arc::clone(&self.engine);
         let mut cards: Vec<Card> = engine
             .scripts
             .candidates(normalized, context)
@@ -675,7 +742,7 @@ impl CallSession {
         // the snippet says what is true.
         let snippet = if context.from_customer && worth_a_search(normalized) {
             knowledge
-                .best_passage(&self.language, masked, limits.knowledge_min_score)
+                .best_passage(context.language, masked, limits.knowledge_min_score)
                 .filter(|p| !self.shown.contains(&p.id))
         } else {
             None
@@ -702,6 +769,23 @@ impl CallSession {
             })
             .collect()
     }
+}
+
+fn alert_struct(engine: &Engine, rule: usize, t: f64, speaker: Speaker, masked: &str) -> Alert {
+    let rule = &engine.rules.rules[rule];
+    Alert {
+        t,
+        rule: rule.id.clone(),
+        category: rule.category.clone(),
+        severity: rule.severity,
+        speaker,
+        text: masked.to_string(),
+        message: rule.message.clone(),
+    }
+}
+
+fn alert(engine: &Engine, rule: usize, t: f64, speaker: Speaker, masked: &str) -> Event {
+    Event::Alert(alert_struct(engine, rule, t, speaker, masked))
 }
 
 /// Short acknowledgements ("好的", "ok thanks") are not worth a knowledge search.

@@ -3,6 +3,7 @@
 mod browser;
 mod coaching;
 mod common;
+mod golden;
 mod qc;
 
 use assist_engine::{Engine, NoKnowledge};

@@ -2,7 +2,7 @@
 //! transcripts and recordings, into a real store in a temp dir; `--rescore`; the ingest
 //! endpoint over real HTTP; a live chat over the WebSocket.
 
-mod gen;
+pub mod gen;
 
 use crate::common::api::Api;
 use crate::common::*;
