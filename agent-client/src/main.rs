@@ -326,7 +326,12 @@ fn run(args: Args) -> Result<()> {
                     break;
                 }
             }
-            std::thread::sleep(Duration::from_secs(seconds));
+            // Idle CPU is measured after a settling second (the last repaints, the
+            // recognizers' teardown), for the rest of the linger time.
+            let settle = Duration::from_secs(1).min(Duration::from_secs(seconds) / 2);
+            std::thread::sleep(settle);
+            with_metrics(|m| m.idle_from_now());
+            std::thread::sleep(Duration::from_secs(seconds).saturating_sub(settle));
             with_metrics(|m| m.idle_over());
             repaint.close();
             // Last resort should the window not close (a wedged display server).

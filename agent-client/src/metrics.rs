@@ -77,6 +77,10 @@ pub struct RunMetrics {
     pub model_ready: Option<ProcessSample>,
     #[serde(skip)]
     pub call_over: Option<ProcessSample>,
+    /// Where the idle stretch starts: a moment after the call, once its last repaints and the
+    /// recognizers' teardown are done.
+    #[serde(skip)]
+    pub idle_from: Option<ProcessSample>,
 }
 
 impl RunMetrics {
@@ -101,9 +105,14 @@ impl RunMetrics {
         self.call_over = now;
     }
 
+    /// The call's aftermath is over; the idle stretch starts.
+    pub fn idle_from_now(&mut self) {
+        self.idle_from = ProcessSample::now();
+    }
+
     /// The idle stretch after the call ended.
     pub fn idle_over(&mut self) {
-        if let (Some(now), Some(from)) = (ProcessSample::now(), self.call_over) {
+        if let (Some(now), Some(from)) = (ProcessSample::now(), self.idle_from.or(self.call_over)) {
             self.idle_cpu_cores = Some(now.cores_since(&from));
             self.idle_seconds = Some(now.at.duration_since(from.at).as_secs_f64());
         }
