@@ -6,7 +6,8 @@
 # Usage: scripts/console.sh [--check]
 #   Settings from the environment: ASSIST_DATA_DIR (default target/console-data),
 #   ASSIST_LISTEN (default 127.0.0.1:7700), ASSIST_ADMIN_PASSWORD (default
-#   admin-demo-password; only used when the store is new).
+#   admin-demo-password; only used when the store is new), PROFILE (release, or debug to use
+#   the test build).
 #   --check: instead of waiting for Ctrl-C, verify over the API that the sample call is in the
 #   console's call list with its hits, then stop (CI runs this).
 set -euo pipefail
@@ -20,8 +21,10 @@ agent=li.na
 agent_password=li-na-demo-password
 call_id=sample-zh-demo-call
 
-cargo build --release --locked -p assist-server -p agent-client
-bin=target/release
+profile=${PROFILE:-release}
+[ "$profile" = release ] && flag=--release || flag=
+cargo build $flag --locked -p assist-server -p agent-client
+bin=target/$profile
 mkdir -p "$data"
 
 # Batch QC before the server starts (one process per store); a rerun skips what is stored.
