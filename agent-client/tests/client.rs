@@ -209,6 +209,32 @@ mod overlay_model {
     }
 
     #[test]
+    fn the_same_rule_on_later_utterances_is_one_line_with_a_count() {
+        let mut model = OverlayModel::default();
+        model.apply(alert("complaint", 3.0, Severity::Serious));
+        model.apply(alert("other", 4.0, Severity::General));
+        model.apply(alert("complaint", 9.0, Severity::Serious));
+        model.apply(alert("complaint", 9.0, Severity::Serious)); // its final: not counted
+        let lines: Vec<_> = model
+            .alerts
+            .iter()
+            .map(|a| (a.alert.rule.as_str(), a.alert.t, a.times))
+            .collect();
+        assert_eq!(
+            lines,
+            vec![("other", 4.0, 1), ("complaint", 9.0, 2)],
+            "one line per rule, the newest occurrence last"
+        );
+        // A fatal rule again after it was acknowledged is a new alert, not a count.
+        model.apply(alert("abuse", 10.0, Severity::Fatal));
+        let (index, _) = model.fatal_alerts().next().expect("fatal shown");
+        model.acknowledge(index);
+        model.apply(alert("abuse", 12.0, Severity::Fatal));
+        let fatal: Vec<_> = model.fatal_alerts().map(|(_, a)| a.times).collect();
+        assert_eq!(fatal, vec![1]);
+    }
+
+    #[test]
     fn cards_are_deduplicated_capped_and_report_what_the_agent_did() {
         let mut model = OverlayModel::default();
         for i in 0..(VISIBLE_CARDS + 2) {

@@ -37,7 +37,10 @@ pub enum UiEvent {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShownAlert {
+    /// The newest occurrence.
     pub alert: Alert,
+    /// How many utterances raised this rule while it was on screen (shown as "×N").
+    pub times: u32,
     /// Fatal alerts stay until the agent acknowledges them.
     pub acknowledged: bool,
 }
@@ -124,8 +127,15 @@ impl OverlayModel {
                 if duplicate {
                     return;
                 }
+                // The same rule again on a later utterance: one line with a count, moved to
+                // the newest place, instead of a second identical line.
+                let mut times = 1;
+                if let Some(i) = self.alerts.iter().position(|a| a.alert.rule == alert.rule) {
+                    times += self.alerts.remove(i).times;
+                }
                 self.alerts.push(ShownAlert {
                     alert,
+                    times,
                     acknowledged: false,
                 });
                 self.trim_alerts();

@@ -199,9 +199,10 @@ impl Overlay {
                     ui.set_width(ui.available_width());
                     ui.label(
                         RichText::new(format!(
-                            "⚠ {} · {}",
+                            "⚠ {} · {}{}",
                             i18n::severity(self.lang, Severity::Fatal),
-                            shown.alert.message
+                            shown.alert.message,
+                            times(shown.times)
                         ))
                         .color(RED)
                         .strong()
@@ -248,7 +249,7 @@ impl Overlay {
                     .color(color)
                     .strong(),
                 );
-                ui.label(&shown.alert.message);
+                ui.label(format!("{}{}", shown.alert.message, times(shown.times)));
             });
         }
         ui.separator();
@@ -545,4 +546,13 @@ pub fn highlight_segments<'a>(text: &'a str, terms: &[String]) -> Vec<(&'a str, 
     }
     out.retain(|(s, _)| !s.is_empty());
     out
+}
+
+/// " ×N" after an alert raised by N utterances; nothing for one.
+fn times(n: u32) -> String {
+    if n > 1 {
+        format!(" ×{n}")
+    } else {
+        String::new()
+    }
 }
