@@ -225,6 +225,38 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalB
     }
 }
 
+/// Reads a request's whole body (up to [`super::MAX_BODY_BYTES`]) before routing and
+/// authentication run. A request refused without its body being read (401, 403, 404) would
+/// otherwise have its connection closed while the client is still sending the body, and the
+/// client would see a broken pipe instead of the clear answer.
+pub async fn read_body_first(req: Request, next: axum::middleware::Next) -> Response {
+    if matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    ) {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, super::MAX_BODY_BYTES).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(e) => {
+            let inner = e.into_inner();
+            if inner
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                too_large().into_response()
+            } else {
+                ApiError::bad_request(format!("the request body could not be read: {inner}"))
+                    .into_response()
+            }
+        }
+    }
+}
+
 fn too_large() -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,

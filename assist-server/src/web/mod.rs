@@ -376,6 +376,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
     router
         .fallback(|| async { ApiError::not_found("route") })
+        .layer(axum::middleware::from_fn(error::read_body_first))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -581,3 +581,27 @@ async fn an_agent_never_sees_another_agents_calls_or_tasks() {
         "development mode still lets an agent id that is no user connect: {reply:?}"
     );
 }
+
+/// A refused request with a large body still gets its answer: the server reads the body before
+/// it refuses (otherwise the client sees a broken pipe while still sending, as CI once did).
+#[tokio::test]
+async fn a_refused_request_with_a_large_body_gets_its_401_not_a_broken_connection() {
+    let server = Server::start(&[]);
+    let api = Api::new(&server.http());
+    let admin = api.admin().await;
+    let a1 = api.user(&admin, "a1", "agent", Some("t1")).await;
+    let big = json!({"files": {"rules/big.toml": "#".repeat(900 * 1024)}});
+    for round in 0..10 {
+        let r = api
+            .call(Method::POST, "/api/v1/packs/validate", None, Some(&big))
+            .await;
+        assert_eq!(r.status, 401, "round {round}: {:?}", r.body);
+        let r = api.post("/api/v1/packs/validate", &a1, &big).await;
+        assert_eq!(r.status, 403, "round {round}: {:?}", r.body);
+    }
+    // Over the limit: a clear 413.
+    let huge = json!({"files": {"rules/big.toml": "#".repeat(1100 * 1024)}});
+    let r = api.post("/api/v1/packs/validate", &admin, &huge).await;
+    assert_eq!(r.status, 413, "{:?}", r.body);
+    assert_eq!(r.body["error"]["code"], "payload_too_large");
+}
