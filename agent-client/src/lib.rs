@@ -11,5 +11,6 @@ pub mod audio;
 pub mod link;
 pub mod metrics;
 pub mod pipeline;
+pub mod stop;
 pub mod transcript;
 pub mod ui;

@@ -13,6 +13,7 @@ use agent_client::audio::{AudioEvent, AudioSource, ChannelMap};
 use agent_client::link::{self, Incoming, LinkConfig, OutboxLimits, Outgoing};
 use agent_client::metrics::RunMetrics;
 use agent_client::pipeline::{transcribe, FinalOrder, Sequencer, Transcribed};
+use agent_client::stop;
 use agent_client::transcript;
 use agent_client::ui::display_available;
 use agent_client::ui::i18n::Lang;
@@ -295,7 +296,9 @@ fn run(args: Args) -> Result<()> {
                         })
                     }
                 };
+                let signals = tokio::spawn(stop_on_signals());
                 let result = consume(in_rx, headless, pretty, &core_sink).await;
+                signals.abort();
                 feeder.abort();
                 let _ = link.await;
                 result
@@ -348,8 +351,67 @@ fn run(args: Args) -> Result<()> {
         feedback_tx,
     )
     .map_err(|e| anyhow::anyhow!("cannot open the overlay window: {e}"))?;
+    // Closed mid-call: end the call and deliver what is left before the process goes.
+    if !core.is_finished() {
+        if let Some(out) = FEEDBACK.get() {
+            stop::from_window(out);
+        }
+        let deadline = std::time::Instant::now() + STOP_GRACE;
+        while !core.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if !core.is_finished() {
+            tracing::warn!(
+                "the server did not confirm the call's end within {STOP_GRACE:?}; utterances \
+                 not yet delivered are lost"
+            );
+        }
+    }
     write_metrics(metrics_path.as_deref(), &model);
     Ok(())
+}
+
+/// How long a stop mid-call waits for the server to take the rest of the call.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+
+/// SIGTERM (the desktop session ends) or Ctrl-C mid-call: stop producing and end the call
+/// through the link, so what is queued is still delivered. A second signal quits at once.
+async fn stop_on_signals() {
+    wait_for_signal().await;
+    if let Some(end) = stop::begin() {
+        eprintln!("stopping: ending the call and sending what is left (again to quit now)");
+        if let Some(out) = FEEDBACK.get() {
+            let _ = out.send(end).await;
+        }
+    }
+    let grace = tokio::time::sleep(STOP_GRACE);
+    tokio::select! {
+        _ = wait_for_signal() => eprintln!("stopped at once: utterances not yet delivered are lost"),
+        _ = grace => tracing::warn!("the server did not confirm the call's end in time; quitting"),
+    }
+    std::process::exit(130);
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Card feedback goes to the server over the link; the link's sender lives in the link thread,
@@ -443,9 +505,13 @@ async fn feed_transcript(
             let mut clock = last_t.ceil();
             while clock < line.t {
                 tokio::time::sleep_until(start + Duration::from_secs_f64(clock / speed)).await;
+                if stop::stopping() {
+                    return;
+                }
                 if clock > last_t && out.send(Outgoing::Tick(clock)).await.is_err() {
                     return;
                 }
+                stop::reached(clock);
                 clock += 1.0;
             }
             tokio::time::sleep_until(start + Duration::from_secs_f64(line.t / speed)).await;
@@ -457,6 +523,10 @@ async fn feed_transcript(
             start: line.t,
             partial: false,
         });
+        if stop::stopping() {
+            return;
+        }
+        let reached = line.end.unwrap_or(line.t);
         if out
             .send(Outgoing::Utterance(line.into_utterance(seq as u64 + 1)))
             .await
@@ -464,8 +534,11 @@ async fn feed_transcript(
         {
             return;
         }
+        stop::reached(reached);
     }
-    let _ = out.send(Outgoing::End(transcript.end)).await;
+    if !stop::stopping() {
+        let _ = out.send(Outgoing::End(transcript.end)).await;
+    }
 }
 
 /// Audio in, Vosk per speaker, utterances out.
@@ -559,11 +632,19 @@ impl AudioPipeline {
         while let Ok(item) = results.recv() {
             match item {
                 Transcribed::Recognized(recognized) => {
+                    if stop::stopping() {
+                        return;
+                    }
                     if let Some((message, ui)) = sequencer.next(recognized) {
                         sink.send(ui);
+                        let reached = match &message {
+                            Outgoing::Utterance(u) => u.end.unwrap_or(u.start),
+                            _ => 0.0,
+                        };
                         if out.blocking_send(message).is_err() {
                             return;
                         }
+                        stop::reached(reached);
                     }
                 }
                 Transcribed::Lost { speaker, reason } => sink.status(
@@ -572,7 +653,9 @@ impl AudioPipeline {
                 ),
                 Transcribed::End { call_end, stats } => {
                     with_metrics(|m| m.asr = stats);
-                    let _ = out.blocking_send(Outgoing::End(call_end));
+                    if !stop::stopping() {
+                        let _ = out.blocking_send(Outgoing::End(call_end));
+                    }
                     return;
                 }
             }

@@ -779,3 +779,93 @@ mod sign_in {
         assert!(stderr.contains("ASSIST_PASSWORD"), "{stderr}");
     }
 }
+
+mod stopping {
+    use super::common::*;
+    use super::summary;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    /// SIGTERM mid-call (the desktop session ends): the client stops producing, delivers what
+    /// it already sent, ends the call and exits cleanly; the server's call log has the lines
+    /// up to the stop and the call ended.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn sigterm_mid_call_ends_the_call_and_loses_nothing_already_sent() {
+        let server = Server::start("127.0.0.1:0", &[]);
+        let call = repo_root().join("samples/zh_demo_call.jsonl");
+        let total = std::fs::read_to_string(&call)
+            .expect("sample call")
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count();
+        let spool = tempfile::tempdir().expect("tempdir");
+        let client = std::process::Command::new(CLIENT)
+            .args(["--headless", "--realtime", "--speed", "4", "--server"])
+            .arg(server.url())
+            .args([
+                "--agent-id",
+                "agent-stop",
+                "--call-id",
+                "call-stop",
+                "--spool-dir",
+            ])
+            .arg(spool.path())
+            .arg("--transcript")
+            .arg(&call)
+            .env("ASSIST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("client starts");
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &client.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let stopped = Instant::now();
+        let out = tokio::task::spawn_blocking(move || client.wait_with_output())
+            .await
+            .expect("join")
+            .expect("client exits");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "a clean stop: {stderr}");
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "stopped promptly"
+        );
+        assert!(stderr.contains("stopping: ending the call"), "{stderr}");
+        let events = parse_events(&out.stdout);
+        summary(&events);
+
+        let http = reqwest::Client::new();
+        let base = format!("http://{}", server.addr);
+        let login: serde_json::Value = http
+            .post(format!("{base}/api/v1/login"))
+            .json(&serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("login answer");
+        let token = login["token"].as_str().expect("token");
+        let page: serde_json::Value = http
+            .get(format!("{base}/api/v1/calls?agent=agent-stop"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("calls")
+            .json()
+            .await
+            .expect("calls answer");
+        let row = &page["calls"][0];
+        assert_eq!(row["call_id"], "call-stop", "{page}");
+        assert_eq!(row["status"], "ended", "{row}");
+        let lines = row["lines"].as_u64().expect("lines") as usize;
+        assert!(
+            (1..total).contains(&lines),
+            "stopped mid-call with the lines sent so far stored: {lines} of {total}"
+        );
+    }
+}

@@ -242,6 +242,8 @@ async fn buffer(
     incoming: &mpsc::Sender<Incoming>,
 ) {
     match item {
+        // Once the call is ending (a stop mid-call), nothing later belongs to it.
+        Outgoing::Utterance(_) | Outgoing::Tick(_) if ending.is_some() => {}
         Outgoing::Utterance(u) if !u.partial => {
             let (dropped, spill_error) = outbox.push(u);
             for seq in dropped {
@@ -363,6 +365,7 @@ async fn session(
                     continue;
                 };
                 let message = match &item {
+                    Outgoing::Utterance(_) | Outgoing::Tick(_) if ending.is_some() => continue,
                     Outgoing::Utterance(u) => ClientMessage::Utterance(u.clone()),
                     Outgoing::Tick(t) => ClientMessage::Tick { t: *t },
                     Outgoing::CardFeedback(id, action) => ClientMessage::CardFeedback { card_id: id.clone(), action: *action },
