@@ -31,12 +31,15 @@ static ENGLISH_DIGITS: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// The characters [`CHINESE_DIGITS`] is made of.
+#[cfg(test)]
 fn is_chinese_numeral(c: char) -> bool {
-    matches!(
-        c,
-        '零' | '〇' | '一' | '二' | '三' | '四' | '五' | '六' | '七' | '八' | '九' | '幺' | '两'
-    )
+    NUMERALS.contains(&c)
 }
+
+/// The Chinese digits a spoken number is made of.
+const NUMERALS: [char; 13] = [
+    '零', '〇', '一', '二', '三', '四', '五', '六', '七', '八', '九', '幺', '两',
+];
 
 /// Masks every PII number and e-mail address in `text`.
 pub fn mask_pii(text: &str) -> String {
@@ -82,21 +85,45 @@ struct Counts {
 }
 
 impl Counts {
+    /// One pass over the bytes: ASCII is checked byte by byte, and only the lead bytes of the
+    /// numerals' UTF-8 (and of `ſ`) look further (no char decoding: this runs on every
+    /// utterance, and again on what the store writes).
     fn of(text: &str) -> Counts {
         let mut counts = Counts::default();
-        for c in text.chars() {
-            if c.is_ascii() {
-                counts.at |= c == '@';
-                counts.ascii_digits += usize::from(c.is_ascii_digit());
-                counts.has_letter |= c.is_ascii_alphabetic();
-            } else {
-                counts.numerals += usize::from(is_chinese_numeral(c));
-                counts.has_letter |= c == '\u{17F}';
+        let bytes = text.as_bytes();
+        for (i, &byte) in bytes.iter().enumerate() {
+            match byte {
+                b'0'..=b'9' => counts.ascii_digits += 1,
+                b'@' => counts.at = true,
+                b'a'..=b'z' | b'A'..=b'Z' => counts.has_letter = true,
+                // A lead byte: the text is valid UTF-8, so the char is complete.
+                0xC5 => counts.has_letter |= bytes.get(i + 1) == Some(&0xBF),
+                0xE3 | 0xE4 | 0xE5 | 0xE9 => {
+                    if let Some(&[b0, b1, b2]) = bytes.get(i..i + 3) {
+                        let code = u32::from_be_bytes([0, b0, b1, b2]);
+                        counts.numerals += usize::from(NUMERALS_UTF8.contains(&code));
+                    }
+                }
+                _ => {}
             }
         }
         counts
     }
 }
+
+/// The UTF-8 bytes of each of [`NUMERALS`], as big-endian numbers.
+const NUMERALS_UTF8: [u32; 13] = {
+    let mut codes = [0u32; 13];
+    let mut i = 0;
+    while i < NUMERALS.len() {
+        let mut buf = [0u8; 4];
+        let utf8 = NUMERALS[i].encode_utf8(&mut buf).as_bytes();
+        assert!(utf8.len() == 3);
+        codes[i] = ((utf8[0] as u32) << 16) | ((utf8[1] as u32) << 8) | utf8[2] as u32;
+        i += 1;
+    }
+    codes
+};
 
 /// The most digit words ("one", "two", …, "oh") in a row in `text`, an upper bound of the
 /// words of any [`ENGLISH_DIGITS`] match.
@@ -325,6 +352,43 @@ mod tests {
         ];
         for text in texts {
             assert_eq!(mask_pii(text), mask_pii_unfiltered(text), "{text}");
+            // Idempotent: batch QC masks once and hands the engine the masked text.
+            let once = mask_pii(text);
+            assert_eq!(mask_pii(&once), once, "{text}");
+        }
+    }
+
+    #[test]
+    fn counts_by_bytes_are_the_counts_by_chars() {
+        let texts = [
+            "",
+            "我的卡号是六二二二零二一二三四五六七八九〇",
+            "call me at 138 0013 8000 or mail li.na@example.com",
+            "ſeven ſix 两幺九 〇 零 一二三",
+            "價格是 ９９ 元，電話一三八",
+            "emoji 🙂 and 𠀀 and 丁七丅 亅九乚",
+        ];
+        for text in texts {
+            let bytes = Counts::of(text);
+            let chars: Vec<char> = text.chars().collect();
+            assert_eq!(bytes.at, chars.contains(&'@'), "{text}");
+            assert_eq!(
+                bytes.ascii_digits,
+                chars.iter().filter(|c| c.is_ascii_digit()).count(),
+                "{text}"
+            );
+            assert_eq!(
+                bytes.numerals,
+                chars.iter().filter(|c| is_chinese_numeral(**c)).count(),
+                "{text}"
+            );
+            assert_eq!(
+                bytes.has_letter,
+                chars
+                    .iter()
+                    .any(|c| c.is_ascii_alphabetic() || *c == '\u{17F}'),
+                "{text}"
+            );
         }
     }
 

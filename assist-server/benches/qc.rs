@@ -26,6 +26,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The allocator of the `assist-server` binary, so the in-process runs measure what it does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()

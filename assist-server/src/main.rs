@@ -14,6 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// mimalloc: the engine, the store and serde allocate and free small buffers on every
+/// utterance from several threads (BENCHMARKS.md section 5).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "assist-server",

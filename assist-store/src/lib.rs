@@ -97,10 +97,10 @@ pub trait CallStore: Send + Sync {
 
     /// Stores whole finished calls (batch QC, posted chats): for each, the same call as
     /// `begin_call`, `append_line` per line, `append_events` and `end_call` would leave —
-    /// the same call page, row, list filters and report figures — in far fewer writes. The
-    /// whole batch is one atomic write: after a crash either every call of it is stored
-    /// (ended) or none is. Nothing is flushed (call [`CallStore::flush`]), whatever the
-    /// durability.
+    /// the same call page, row, list filters and report figures — in far fewer writes. Each
+    /// call is stored whole or not at all: after a crash a call is either stored (ended) or
+    /// absent, and storing it again writes it whole. Several threads may store at once.
+    /// Nothing is flushed (call [`CallStore::flush`]), whatever the durability.
     ///
     /// Returns, per call, whether it was stored: a call whose id is already stored (or earlier
     /// in the same batch) is left as it is and gives `false`, unless it asks to

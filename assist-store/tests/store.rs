@@ -687,6 +687,116 @@ fn a_stored_call_is_skipped_unless_replaced() {
 }
 
 #[test]
+fn threads_storing_at_once_store_each_call_exactly_once() {
+    let calls = generate_finished(120, 21);
+    let ids: Vec<String> = calls.iter().map(|c| c.meta.call_id.clone()).collect();
+    let (dir, store) = temp_store();
+    // Four threads hand over the same calls, in different orders and batch sizes, as
+    // `qc`'s workers would with a conversation id that appears twice.
+    let stored: Vec<Vec<(String, bool)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4usize)
+            .map(|t| {
+                let (store, calls) = (&store, &calls);
+                scope.spawn(move || {
+                    let mut order: Vec<&FinishedCall> = calls.iter().collect();
+                    order.rotate_left(t * 29);
+                    if t % 2 == 1 {
+                        order.reverse();
+                    }
+                    let mut out = Vec::new();
+                    for batch in order.chunks(3 + t * 5) {
+                        let batch: Vec<FinishedCall> = batch.iter().map(|c| (*c).clone()).collect();
+                        let flags = store.store_finished_calls(&batch).expect("store");
+                        out.extend(batch.iter().map(|c| c.meta.call_id.clone()).zip(flags));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    for id in &ids {
+        let times = stored
+            .iter()
+            .flatten()
+            .filter(|(i, flag)| i == id && *flag)
+            .count();
+        assert_eq!(times, 1, "{id} stored {times} times");
+    }
+    let (_fresh_dir, fresh) = temp_store();
+    for call in &calls {
+        write_incrementally(&fresh, call);
+    }
+    assert_same_reads(&store, &fresh, &ids, "stored by four threads");
+    drop(store);
+    let store = open(dir.path());
+    assert_same_reads(&store, &fresh, &ids, "stored by four threads, reopened");
+}
+
+#[test]
+fn a_call_cut_short_before_its_row_is_written_again_whole() {
+    let calls = generate_finished(6, 33);
+    let (dir, store) = temp_store();
+    assert_eq!(
+        store.store_finished_calls(&calls).expect("store"),
+        vec![true; calls.len()]
+    );
+    let cut = calls
+        .iter()
+        .find(|c| {
+            c.events
+                .iter()
+                .any(|e| matches!(e, assist_protocol::Event::Alert(_)))
+        })
+        .expect("a call with alerts")
+        .clone();
+    let id = cut.meta.call_id.clone();
+    drop(store);
+
+    // What a crash leaves when it strikes after the packed values and before the row: the
+    // packed values alone (written in this order, and sled recovers a prefix of its log).
+    {
+        let db = sled::open(dir.path()).expect("sled");
+        for tree in ["summaries", "calls", "rows"] {
+            db.open_tree(tree)
+                .expect("tree")
+                .remove(id.as_bytes())
+                .expect("remove");
+        }
+        db.flush().expect("flush");
+    }
+    let store = open(dir.path());
+    assert!(store.call_row(&id).expect("row").is_none(), "not listed");
+
+    // The rerun (a changed pack: no alerts this time, one line fewer) writes it whole, and
+    // nothing of the cut write is left over.
+    let mut redo = cut.clone();
+    redo.events
+        .retain(|e| !matches!(e, assist_protocol::Event::Alert(_)));
+    redo.summary.hits.clear();
+    redo.lines.pop();
+    assert_eq!(
+        store.store_finished_calls(&[redo.clone()]).expect("redo"),
+        vec![true]
+    );
+    let (_fresh_dir, fresh) = temp_store();
+    for call in &calls {
+        write_incrementally(&fresh, if call.meta.call_id == id { &redo } else { call });
+    }
+    let ids: Vec<String> = calls.iter().map(|c| c.meta.call_id.clone()).collect();
+    assert_same_reads(&store, &fresh, &ids, "written again");
+    assert!(store
+        .get_call(&id)
+        .expect("read")
+        .expect("stored")
+        .alerts
+        .is_empty());
+}
+
+#[test]
 fn a_bad_call_fails_its_whole_batch_before_anything_is_written() {
     let calls = generate_finished(3, 4);
     let (_dir, store) = temp_store();

@@ -55,11 +55,17 @@ pub fn inspect(
     for (index, turn) in conversation.turns.into_iter().enumerate() {
         let seq = index as u64 + 1;
         let line = turn.line;
+        // Masked once here, for the engine and the stored line alike (the engine's own
+        // masking finds nothing left to do: masking is idempotent).
+        let text = match assist_engine::mask::mask(&turn.text) {
+            std::borrow::Cow::Borrowed(_) => turn.text,
+            std::borrow::Cow::Owned(masked) => masked,
+        };
         let utterance = Utterance {
             seq,
             speaker: turn.speaker,
             partial: false,
-            text: turn.text,
+            text,
             start: turn.start,
             end: turn.end,
             prosody: turn.prosody,
@@ -74,7 +80,7 @@ pub fn inspect(
                 lines.push(StoredLine {
                     seq,
                     speaker: utterance.speaker,
-                    text: assist_engine::mask_pii(&utterance.text),
+                    text: utterance.text,
                     start: utterance.start,
                     end: utterance.end,
                 });

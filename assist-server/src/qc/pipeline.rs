@@ -6,11 +6,13 @@
 //!              hash, Vosk)        ┘   (bounded)         (--jobs)           store, summary, bar
 //! ```
 //!
-//! The writer is the calling thread: it stores inspected conversations whole
-//! ([`CallStore::store_finished_calls`]), up to [`BATCH`] of them in one atomic write (fewer
-//! when the workers fall quiet for [`BATCH_WAIT`]), and flushes the store every
-//! [`FLUSH_EVERY`] conversations or second, and at the end. Every channel is bounded, so a
-//! slow store or a slow engine holds the readers back instead of filling memory.
+//! Each worker stores what it inspected itself, whole ([`CallStore::store_finished_calls`]),
+//! up to [`BATCH`] conversations at a time (fewer when no work arrives for [`BATCH_WAIT`]):
+//! the store's work is spread over the cores like the engine's instead of queueing behind one
+//! writer thread. The calling thread counts, reports problems, draws the progress bar and
+//! flushes the store every [`FLUSH_EVERY`] stored conversations or second, and at the end.
+//! Every channel is bounded, so a slow store or a slow engine holds the readers back instead
+//! of filling memory.
 
 use super::audio::{transcribe, AudioOptions};
 use super::chat;
@@ -22,7 +24,7 @@ use super::transcript::{self, modified_ms, ReadOptions};
 use super::{ids, Conversation, Problem, ReadItem};
 use assist_asr::asr::AsrModel;
 use assist_engine::{Engine, Knowledge};
-use assist_protocol::{Channel, Speaker};
+use assist_protocol::{Channel, Speaker, Summary};
 use assist_store::{CallStatus, CallStore, FinishedCall, StoreError};
 use std::collections::{HashMap, VecDeque};
 use std::io::BufReader;
@@ -34,7 +36,7 @@ use std::time::{Duration, Instant};
 /// Conversations written between two store flushes (at most; also once a second).
 pub const FLUSH_EVERY: u64 = 1000;
 
-/// Conversations stored in one atomic write (at most).
+/// Conversations a worker stores at once (at most).
 pub const BATCH: usize = 64;
 
 /// How long a batch waits for more conversations when none arrive.
@@ -83,9 +85,12 @@ pub struct QcConfig {
     pub print_problems: bool,
 }
 
-/// What workers hand the writer.
+/// What readers and workers hand the calling thread.
 enum Outcome {
-    Inspected(Box<Inspected>),
+    /// Inspected (and stored, with a store): their summaries.
+    Done(Vec<Summary>),
+    /// The store refused a batch; that worker stores nothing more.
+    StoreFailed(anyhow::Error),
     Skipped,
     BadRow(Problem),
     Failed(Problem),
@@ -102,10 +107,12 @@ fn decide(
     let Some(store) = store else {
         return Ok(Some(false));
     };
-    Ok(match store.call_meta(call_id)? {
+    // The row, not the metadata: a call exists once its row is written (the last of its keys;
+    // see the store's `bulk.rs`), and the rows are in memory.
+    Ok(match store.call_row(call_id)? {
         None => Some(false),
         // Inspected before (or a call begun by a run that was interrupted: redo it).
-        Some(meta) if meta.status == CallStatus::Ended && !force => None,
+        Some(row) if row.status == CallStatus::Ended && !force => None,
         Some(_) => Some(true),
     })
 }
@@ -199,33 +206,68 @@ pub fn run(config: QcConfig) -> anyhow::Result<QcSummary> {
             cards: config.cards,
             lines: config.store.is_some(),
         };
-        threads.push(spawn(&format!("qc-worker-{i}"), move || loop {
-            let next = match work_rx.lock() {
-                Ok(rx) => rx.recv(),
-                Err(_) => return,
-            };
-            let Ok(conversation) = next else { return };
-            let outcome = match decide(store.as_deref(), &conversation.call_id, force) {
-                Ok(None) => Outcome::Skipped,
-                Ok(Some(replace)) => {
-                    let mut inspected = inspect(&engine, knowledge.as_ref(), conversation, options);
-                    inspected.replace = replace;
-                    Outcome::Inspected(Box::new(inspected))
+        threads.push(spawn(&format!("qc-worker-{i}"), move || {
+            let mut writer = store.clone().map(Writer::new);
+            loop {
+                let next = match work_rx.lock() {
+                    Ok(rx) => rx.recv_timeout(BATCH_WAIT),
+                    Err(_) => return,
+                };
+                let conversation = match next {
+                    Ok(conversation) => conversation,
+                    Err(RecvTimeoutError::Timeout) => {
+                        // No work for a while (a long recording): store what is waiting.
+                        if let Some(writer) = &mut writer {
+                            if !writer.write_batch(&out_tx) {
+                                return;
+                            }
+                        }
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        if let Some(writer) = &mut writer {
+                            writer.write_batch(&out_tx);
+                        }
+                        return;
+                    }
+                };
+                let replace = match decide(store.as_deref(), &conversation.call_id, force) {
+                    Ok(Some(replace)) => replace,
+                    Ok(None) => {
+                        if out_tx.send(Outcome::Skipped).is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        let problem =
+                            Problem::at(conversation.location(), format!("the store: {e}"))
+                                .in_conversation(&conversation.external_id);
+                        if out_tx.send(Outcome::Failed(problem)).is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                let mut inspected = inspect(&engine, knowledge.as_ref(), conversation, options);
+                inspected.replace = replace;
+                let Some(inspected) = checked(inspected, &out_tx) else {
+                    continue;
+                };
+                let sent = match &mut writer {
+                    Some(writer) => writer.push(inspected, &out_tx),
+                    None => out_tx.send(Outcome::Done(vec![inspected.summary])).is_ok(),
+                };
+                if !sent {
+                    return;
                 }
-                Err(e) => Outcome::Failed(
-                    Problem::at(conversation.location(), format!("the store: {e}"))
-                        .in_conversation(&conversation.external_id),
-                ),
-            };
-            if out_tx.send(outcome).is_err() {
-                return;
             }
         })?);
     }
     drop(out_tx);
 
-    // The writer: this thread.
-    let result = write_all(&config, out_rx, &mut summary, &mut progress);
+    // Counting, problems, progress and flushes: this thread.
+    let result = collect(&config, out_rx, &mut summary, &mut progress);
     for thread in threads {
         let _ = thread.join();
     }
@@ -255,126 +297,126 @@ fn report_problem(config: &QcConfig, progress: &Progress, problem: &Problem) {
     }
 }
 
-fn write_all(
+/// The rejected turns of a conversation as bad rows, and a conversation with no turn left as
+/// failed (`None`; also when the run is over).
+fn checked(mut inspected: Inspected, out: &SyncSender<Outcome>) -> Option<Inspected> {
+    for problem in std::mem::take(&mut inspected.rejected) {
+        out.send(Outcome::BadRow(problem)).ok()?;
+    }
+    if inspected.lines.is_empty() && inspected.summary.utterances == 0 {
+        let problem = Problem::at(
+            inspected.meta.call_id.clone(),
+            "no turn of the conversation could be inspected",
+        );
+        let _ = out.send(Outcome::Failed(problem));
+        return None;
+    }
+    Some(inspected)
+}
+
+/// Takes what readers and workers report until they are all done; flushes the store when due.
+fn collect(
     config: &QcConfig,
     rx: Receiver<Outcome>,
     summary: &mut QcSummary,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
-    let mut writer = config.store.as_deref().map(Writer::new);
+    let mut failure: Option<anyhow::Error> = None;
+    let mut since_flush = 0u64;
+    let mut last_flush = Instant::now();
     loop {
         let outcome = match rx.recv_timeout(BATCH_WAIT) {
-            Ok(outcome) => outcome,
-            Err(RecvTimeoutError::Timeout) => {
-                // The workers are quiet (a long recording): store what is waiting.
-                if let Some(writer) = &mut writer {
-                    writer.write_batch(summary);
-                }
-                progress.counts(summary);
-                continue;
-            }
+            Ok(outcome) => Some(outcome),
+            Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
         };
         match outcome {
-            Outcome::Inspected(inspected) => {
-                let mut inspected = *inspected;
-                for problem in std::mem::take(&mut inspected.rejected) {
-                    summary.bad_rows += 1;
-                    report_problem(config, progress, &problem);
-                    summary.add_problem(problem);
-                }
-                if inspected.lines.is_empty() && inspected.summary.utterances == 0 {
-                    summary.failed += 1;
-                    let problem = Problem::at(
-                        inspected.meta.call_id.clone(),
-                        "no turn of the conversation could be inspected",
-                    );
-                    report_problem(config, progress, &problem);
-                    summary.add_problem(problem);
-                    continue;
-                }
-                match &mut writer {
-                    // Counted once stored.
-                    Some(writer) => writer.push(inspected, summary),
-                    None => summary.count_inspected(&inspected.summary),
+            Some(Outcome::Done(summaries)) => {
+                since_flush += summaries.len() as u64;
+                for inspected in &summaries {
+                    summary.count_inspected(inspected);
                 }
             }
-            Outcome::Skipped => summary.skipped += 1,
-            Outcome::BadRow(problem) => {
+            Some(Outcome::StoreFailed(e)) => {
+                failure.get_or_insert(e);
+            }
+            Some(Outcome::Skipped) => summary.skipped += 1,
+            Some(Outcome::BadRow(problem)) => {
                 summary.bad_rows += 1;
                 report_problem(config, progress, &problem);
                 summary.add_problem(problem);
             }
-            Outcome::Failed(problem) => {
+            Some(Outcome::Failed(problem)) => {
                 summary.failed += 1;
                 report_problem(config, progress, &problem);
                 summary.add_problem(problem);
             }
-            Outcome::Progress(bytes) => progress.advance(bytes),
-            Outcome::Audio(seconds) => summary.audio_seconds += seconds,
+            Some(Outcome::Progress(bytes)) => progress.advance(bytes),
+            Some(Outcome::Audio(seconds)) => summary.audio_seconds += seconds,
+            None => {}
         }
         progress.counts(summary);
-    }
-    match writer {
-        Some(mut writer) => {
-            writer.write_batch(summary);
-            progress.counts(summary);
-            match writer.failure {
-                Some(e) => Err(e),
-                None => Ok(()),
+        if let Some(store) = &config.store {
+            let due = since_flush >= FLUSH_EVERY
+                || (since_flush > 0 && last_flush.elapsed() > Duration::from_secs(1));
+            if due && failure.is_none() {
+                if let Err(e) = store.flush() {
+                    failure = Some(anyhow::anyhow!("flushing the store: {e}"));
+                }
+                since_flush = 0;
+                last_flush = Instant::now();
             }
         }
+    }
+    match failure {
+        Some(e) => Err(e),
         None => Ok(()),
     }
 }
 
-/// Inspected conversations on their way into the store, in batches.
+/// One worker's inspected conversations on their way into the store, in batches.
 ///
-/// A batch is one atomic write: after a crash either all of its conversations are stored
-/// (ended) or none is, and a rerun redoes exactly what is missing. What was written since the
-/// last flush may be lost with the machine (the store flushes in the background too).
-struct Writer<'s> {
-    store: &'s dyn CallStore,
+/// A conversation is stored whole or not at all: after a crash a rerun redoes exactly what is
+/// missing. What was written since the last flush may be lost with the machine (the store
+/// flushes in the background too).
+struct Writer {
+    store: Arc<dyn CallStore>,
     batch: Vec<FinishedCall>,
-    since_flush: u64,
-    last_flush: Instant,
     /// The team of each agent (from the user record), looked up once.
     teams: HashMap<String, Option<String>>,
-    /// After a store failure the rest is drained (so the threads finish) but not written.
-    failure: Option<anyhow::Error>,
+    /// After a store failure the rest is dropped (the threads finish) but not written.
+    failed: bool,
 }
 
-impl<'s> Writer<'s> {
-    fn new(store: &'s dyn CallStore) -> Writer<'s> {
+impl Writer {
+    fn new(store: Arc<dyn CallStore>) -> Writer {
         Writer {
             store,
             batch: Vec::with_capacity(BATCH),
-            since_flush: 0,
-            last_flush: Instant::now(),
             teams: HashMap::new(),
-            failure: None,
+            failed: false,
         }
     }
 
-    /// Adds a conversation to the batch; writes the batch once full.
-    fn push(&mut self, inspected: Inspected, summary: &mut QcSummary) {
-        if self.failure.is_some() {
-            return;
+    /// Adds a conversation to the batch; writes the batch once full. False when the run is
+    /// over (the channel closed).
+    fn push(&mut self, inspected: Inspected, out: &SyncSender<Outcome>) -> bool {
+        if self.failed {
+            return true;
         }
         match self.finished(inspected) {
             Ok(call) => self.batch.push(call),
             Err((call_id, e)) => {
-                self.failure = Some(anyhow::anyhow!(
-                    "the store refused conversation {call_id}: {e}"
-                ));
-                return;
+                self.failed = true;
+                let e = anyhow::anyhow!("the store refused conversation {call_id}: {e}");
+                return out.send(Outcome::StoreFailed(e)).is_ok();
             }
         }
         if self.batch.len() >= BATCH {
-            self.write_batch(summary);
+            return self.write_batch(out);
         }
+        true
     }
-
     /// The conversation as the store takes it, with the agent's team. A conversation the
     /// workers found stored but unfinished (or `--force`) replaces the stored one.
     fn finished(&mut self, inspected: Inspected) -> Result<FinishedCall, (String, StoreError)> {
@@ -412,34 +454,24 @@ impl<'s> Writer<'s> {
         })
     }
 
-    /// Stores the batch, counts its conversations, flushes when due.
-    fn write_batch(&mut self, summary: &mut QcSummary) {
-        if self.batch.is_empty() || self.failure.is_some() {
-            return;
+    /// Stores the batch and reports its conversations. False when the run is over.
+    fn write_batch(&mut self, out: &SyncSender<Outcome>) -> bool {
+        if self.batch.is_empty() || self.failed {
+            return true;
         }
-        let batch = std::mem::take(&mut self.batch);
-        if let Err(e) = self.store.store_finished_calls(&batch) {
-            self.failure = Some(anyhow::anyhow!(
-                "the store refused {} conversation(s) ({} ...): {e}",
-                batch.len(),
-                batch[0].meta.call_id
-            ));
-            return;
-        }
-        for call in &batch {
-            summary.count_inspected(&call.summary);
-        }
-        self.since_flush += batch.len() as u64;
-        // Keep the allocation for the next batch.
-        self.batch = batch;
-        self.batch.clear();
-        if self.since_flush >= FLUSH_EVERY || self.last_flush.elapsed() > Duration::from_secs(1) {
-            if let Err(e) = self.store.flush() {
-                self.failure = Some(anyhow::anyhow!("flushing the store: {e}"));
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        let outcome = match self.store.store_finished_calls(&batch) {
+            Ok(_) => Outcome::Done(batch.into_iter().map(|call| call.summary).collect()),
+            Err(e) => {
+                self.failed = true;
+                Outcome::StoreFailed(anyhow::anyhow!(
+                    "the store refused {} conversation(s) ({} ...): {e}",
+                    batch.len(),
+                    batch[0].meta.call_id
+                ))
             }
-            self.since_flush = 0;
-            self.last_flush = Instant::now();
-        }
+        };
+        out.send(outcome).is_ok()
     }
 }
 

@@ -8,7 +8,18 @@
 //! under the very suffixes, the incremental path would have written (same masking, same event
 //! fingerprints, the first of a repeated seq or event kept), which the readers in
 //! [`super::calls`] expand again. With the metadata, the row and the summary that is at most 7
-//! keys per call, and a whole batch of calls is one sled transaction.
+//! keys per call.
+//!
+//! **Several threads store at once.** A sled transaction or batch takes sled's global write
+//! lock (and excludes every plain insert meanwhile), so one per batch would let only one
+//! thread write at a time; plain inserts run concurrently. So a new call is written with plain
+//! inserts, in an order that makes a torn write harmless: the packed values, the summary, the
+//! metadata, and **the row last**. The row is what makes a call exist for the lists, reports
+//! and a rerun's resume check (`call_row`); sled's log is recovered as a prefix after a crash,
+//! so a recovered row has everything written before it, and a call cut short before its row
+//! is written again whole by the rerun (every key overwritten; a kind the rerun does not have
+//! removed). A call that replaces a stored one is removed and written in one transaction.
+//! Two batches with a call id in common do not overlap: the second waits ([`InFlight`]).
 //!
 //! The row is computed from the same items with the same steps as `end_call` recomputes it
 //! (`rows.rs`), and the new rows go into the row cache in one merge.
@@ -18,17 +29,72 @@ use super::{call_prefix, check_id, encode, SledStore, Write};
 use crate::call::{CallMeta, CallStatus, FinishedCall, StoredLine};
 use crate::error::Result;
 use crate::query::CallRow;
-use assist_engine::mask_pii;
+use assist_engine::mask::mask;
 use assist_protocol::{Alert, Event};
+use std::borrow::Cow;
 use std::collections::btree_map::{BTreeMap, Entry};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// One call encoded and checked, before the store is looked at.
 struct Prepared<'a> {
     call_id: &'a str,
     replace: bool,
     row: CallRow,
-    writes: Vec<Write<'a>>,
+    /// The packed values (a removal for each kind the call has none of).
+    data: Vec<Write<'a>>,
+    /// Summary, metadata and row, in that order: written last.
+    index: Vec<Write<'a>>,
+}
+
+/// The call ids being stored right now, so that two batches sharing one never interleave.
+#[derive(Default)]
+pub(super) struct InFlight {
+    ids: Mutex<HashSet<String>>,
+    released: Condvar,
+}
+
+impl InFlight {
+    fn lock(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.ids
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits until none of `ids` is being stored, then holds them all until the guard drops
+    /// (all at once, so two batches never wait for each other).
+    fn reserve(&self, ids: &[&str]) -> Reserved<'_> {
+        let mut held = self.lock();
+        while ids.iter().any(|id| held.contains(*id)) {
+            held = self
+                .released
+                .wait(held)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        held.extend(ids.iter().cloned());
+        Reserved {
+            in_flight: self,
+            ids,
+        }
+    }
+}
+
+/// Call ids reserved by one `store_finished_calls`.
+struct Reserved<'a> {
+    in_flight: &'a InFlight,
+    ids: Vec<String>,
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        let mut held = self.in_flight.lock();
+        for id in &self.ids {
+            held.remove(id);
+        }
+        drop(held);
+        self.in_flight.released.notify_all();
+    }
 }
 
 impl SledStore {
@@ -38,20 +104,21 @@ impl SledStore {
             .iter()
             .map(|call| self.prepare(call))
             .collect::<Result<Vec<_>>>()?;
+        let ids: Vec<&str> = prepared.iter().map(|call| call.call_id).collect();
+        let _reserved = self.in_flight.reserve(&ids);
 
-        let mut cache = self.cache_write();
+        // Which calls are written: the first of a repeated id, and one the store has only
+        // when it replaces it.
         let mut stored = Vec::with_capacity(calls.len());
         let mut planned: Vec<Option<Prepared<'_>>> = Vec::with_capacity(calls.len());
         let mut in_batch: HashMap<&str, usize> = HashMap::new();
-        // A replaced call's keys are removed in the same transaction, before the new writes
-        // (the later write of a key wins).
-        let mut writes: Vec<Write<'_>> = Vec::new();
         let mut replaced: Vec<&str> = Vec::new();
         for call in prepared {
             let id = call.call_id;
             let earlier = in_batch.get(id).copied();
             let in_store = earlier.is_none()
-                && (cache.contains(id) || (call.replace && self.read_meta(id)?.is_some()));
+                && (self.cache_read().contains(id)
+                    || (call.replace && self.read_meta(id)?.is_some()));
             if (earlier.is_some() || in_store) && !call.replace {
                 stored.push(false);
                 continue;
@@ -59,21 +126,39 @@ impl SledStore {
             if let Some(j) = earlier {
                 planned[j] = None;
             } else if in_store {
-                writes.extend(self.removals(id)?);
                 replaced.push(id);
             }
             in_batch.insert(id, planned.len());
             planned.push(Some(call));
             stored.push(true);
         }
+
+        // New calls: plain inserts, the row last. Replaced calls: one transaction (removal,
+        // then the writes: the later write of a key wins).
+        let mut together: Vec<Write<'_>> = Vec::new();
+        for id in &replaced {
+            together.extend(self.removals(id)?);
+        }
         let mut rows = Vec::with_capacity(planned.len());
         for call in planned.into_iter().flatten() {
-            writes.extend(call.writes);
+            let writes = call.data.into_iter().chain(call.index);
+            if replaced.contains(&call.call_id) {
+                together.extend(writes);
+            } else {
+                for (tree, key, value) in writes {
+                    match value {
+                        Some(value) => tree.insert(key, value)?,
+                        None => tree.remove(key)?,
+                    };
+                }
+            }
             rows.push(call.row);
         }
-        if !writes.is_empty() {
-            self.atomic(&writes)?;
+        if !together.is_empty() {
+            self.atomic(&together)?;
         }
+
+        let mut cache = self.cache_write();
         for id in replaced {
             cache.remove(id);
         }
@@ -97,10 +182,15 @@ impl SledStore {
         for line in &call.lines {
             check_line(call_id, line)?;
             if let Some(slot) = lines.vacant(line.seq.to_be_bytes().to_vec()) {
-                slot.insert(encode(&StoredLine {
-                    text: mask_pii(&line.text),
-                    ..line.clone()
-                })?);
+                // Masked again; copied only when that changes something.
+                let value = match mask(&line.text) {
+                    Cow::Borrowed(_) => encode(line)?,
+                    Cow::Owned(text) => encode(&StoredLine {
+                        text,
+                        ..line.clone()
+                    })?,
+                };
+                slot.insert(value);
             }
         }
         let (mut alerts, mut emotions, mut cards) =
@@ -108,14 +198,17 @@ impl SledStore {
         for event in &call.events {
             match event {
                 Event::Alert(alert) => {
-                    let alert = Alert {
-                        text: mask_pii(&alert.text),
-                        ..alert.clone()
+                    let masked = match mask(&alert.text) {
+                        Cow::Borrowed(_) => Cow::Borrowed(alert),
+                        Cow::Owned(text) => Cow::Owned(Alert {
+                            text,
+                            ..alert.clone()
+                        }),
                     };
-                    let value = encode(&alert)?;
-                    if let Some(slot) = alerts.vacant(event_suffix(alert.t, &value).to_vec()) {
+                    let value = encode(masked.as_ref())?;
+                    if let Some(slot) = alerts.vacant(event_suffix(masked.t, &value).to_vec()) {
                         slot.insert(value);
-                        row.add_alert(&alert);
+                        row.add_alert(&masked);
                     }
                 }
                 Event::Emotion(emotion) => {
@@ -140,26 +233,30 @@ impl SledStore {
         row.lines = u32::try_from(lines.0.len()).unwrap_or(u32::MAX);
         row.apply_summary(&call.summary);
 
-        let id = call_id.as_bytes().to_vec();
-        let mut writes = Vec::with_capacity(7);
-        for (tree, pack) in [
+        let data = [
             (&self.t.lines, lines),
             (&self.t.alerts, alerts),
             (&self.t.emotions, emotions),
             (&self.t.cards, cards),
-        ] {
-            if !pack.0.is_empty() {
-                writes.push((tree, call_prefix(call_id), Some(pack.encode())));
-            }
-        }
-        writes.push((&self.t.summaries, id.clone(), Some(encode(&call.summary)?)));
-        writes.push((&self.t.calls, id.clone(), Some(encode(&meta)?)));
-        writes.push((&self.t.rows, id, Some(encode(&row)?)));
+        ]
+        .into_iter()
+        .map(|(tree, pack)| {
+            let value = (!pack.0.is_empty()).then(|| pack.encode());
+            (tree, call_prefix(call_id), value)
+        })
+        .collect();
+        let id = call_id.as_bytes().to_vec();
+        let index = vec![
+            (&self.t.summaries, id.clone(), Some(encode(&call.summary)?)),
+            (&self.t.calls, id.clone(), Some(encode(&meta)?)),
+            (&self.t.rows, id, Some(encode(&row)?)),
+        ];
         Ok(Prepared {
             call_id,
             replace: call.replace,
             row,
-            writes,
+            data,
+            index,
         })
     }
 

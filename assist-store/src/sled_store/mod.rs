@@ -71,6 +71,8 @@ pub struct SledStore {
     db: Db,
     t: Trees,
     cache: RwLock<RowCache>,
+    /// Call ids a `store_finished_calls` is writing right now (see `bulk.rs`).
+    in_flight: bulk::InFlight,
 }
 
 /// The trees, one per kind of record.
@@ -193,6 +195,7 @@ impl SledStore {
             db,
             t,
             cache: RwLock::new(RowCache::default()),
+            in_flight: bulk::InFlight::default(),
         };
         store.load_rows()?;
         Ok(store)
