@@ -121,7 +121,20 @@ fn read_file(path: &Path, map: ChannelMap) -> Vec<Chunk> {
 }
 
 fn transcribe(model: &Arc<AsrModel>, speaker: Speaker, chunks: &[Chunk]) -> Vec<Recognized> {
+    transcribe_with(model, speaker, chunks, false)
+}
+
+/// [`transcribe`], with a fresh recognizer per utterance when `renew`.
+fn transcribe_with(
+    model: &Arc<AsrModel>,
+    speaker: Speaker,
+    chunks: &[Chunk],
+    renew: bool,
+) -> Vec<Recognized> {
     let mut t = Transcriber::new(model, speaker, "ko").expect("recognizer");
+    if renew {
+        t.renew_per_utterance();
+    }
     let mut out = Vec::new();
     for c in chunks.iter().filter(|c| c.speaker == speaker) {
         out.extend(t.feed(c));
@@ -420,6 +433,87 @@ fn real_vosk_finals_carry_prosody_relative_to_the_speaker() {
     // Finals are in call time: the repeat starts after the first file.
     assert!(after.iter().all(|f| f.0 < offset + 6.0));
     assert!(before.iter().all(|f| f.0 < 5.0));
+}
+
+/// Two sentences with a 5 s pause of line hiss between them (Kaldi dithers digital silence, and
+/// Vosk's endpointing on it is erratic), as one speaker's chunks; and where the second starts.
+fn two_sentences(dir: &Path) -> (Vec<Chunk>, f64, f64) {
+    let raw = espeak(dir, "ko.wav", SENTENCE);
+    let padded = dir.join("padded.wav");
+    sox(
+        &raw,
+        &padded,
+        &["-r", "16000", "-b", "16", "-c", "1"],
+        &["pad", "0", "5.0"],
+    );
+    let hiss = dir.join("hiss.wav");
+    run(Command::new("sox")
+        .args(["-n", "-r", "16000", "-b", "16", "-c", "1"])
+        .arg(&hiss)
+        .args(["synth", "30", "whitenoise", "vol", "0.003"]));
+    let first = dir.join("first.wav");
+    run(Command::new("sox")
+        .args(["-m"])
+        .arg(&padded)
+        .arg(&hiss)
+        .arg(&first)
+        .args(["trim", "0"])
+        .arg(format!("{}", wav_seconds(&padded))));
+    let second = dir.join("second.wav");
+    sox(
+        &raw,
+        &second,
+        &["-r", "16000", "-b", "16"],
+        &["pad", "0", "1.5"],
+    );
+    let mut chunks = read_file(&first, ChannelMap::All(Speaker::Agent));
+    let offset = chunks.last().map(|c| c.at + 0.1).unwrap_or(0.0);
+    for mut c in read_file(&second, ChannelMap::All(Speaker::Agent)) {
+        c.at += offset;
+        chunks.push(c);
+    }
+    let total = offset + wav_seconds(&second);
+    (chunks, offset, total)
+}
+
+#[test]
+fn a_fresh_recognizer_per_utterance_keeps_call_times_and_words() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (chunks, offset, total) = two_sentences(dir.path());
+    // Kaldi's dither makes where Vosk ends an utterance vary: up to 3 runs for one in which it
+    // ended the first sentence in the pause (so that the second one is decoded by a new
+    // recognizer).
+    let mut attempt = 0;
+    let spans = loop {
+        attempt += 1;
+        let results = transcribe_with(&ko_model(), Speaker::Agent, &chunks, true);
+        let spans: Vec<(f64, f64, usize)> = results
+            .iter()
+            .filter_map(|r| match r {
+                Recognized::Final {
+                    start, end, words, ..
+                } => Some((*start, *end, words.len())),
+                _ => None,
+            })
+            .collect();
+        println!("attempt {attempt}, finals (start, end, words): {spans:?}");
+        let split = spans.iter().any(|f| f.1 < offset) && spans.iter().any(|f| f.0 >= offset - 0.5);
+        if split || attempt == 3 {
+            break spans;
+        }
+    };
+    let before: Vec<_> = spans.iter().filter(|f| f.1 < offset).collect();
+    let after: Vec<_> = spans.iter().filter(|f| f.0 >= offset - 0.5).collect();
+    assert!(!before.is_empty() && !after.is_empty(), "{spans:?}");
+    // The second sentence, decoded by a recognizer started after the first final, is placed
+    // in call time where it is in the audio (a recognizer's own times start at 0 again).
+    assert!(
+        after
+            .iter()
+            .all(|f| f.0 < offset + 2.0 && f.1 <= total + 0.05),
+        "second sentence at {after:?}, expected from {offset:.1} s to {total:.1} s"
+    );
+    assert!(after.iter().map(|f| f.2).sum::<usize>() >= 2, "{after:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -149,13 +149,30 @@ struct Segment {
 }
 
 /// One speaker's recognizer.
+///
+/// **Memory.** With a lookahead model (`HCLr.fst` + `Gr.fst`, as the small Chinese and
+/// English models and the Korean test model are), each Vosk recognizer composes the two graphs
+/// on the fly and caches the states it visits for its whole life: ~94 MB resident per
+/// recognizer after a minute of speech (measured; BENCHMARKS.md section 6), and that cache is
+/// also what makes decoding fast. [`Transcriber::renew_per_utterance`] trades CPU for memory:
+/// after each final the transcriber starts a new recognizer (before the next chunk, not before
+/// handing out the final) and gives the old one's memory back to the system, so memory stays
+/// at what one utterance needs (~60 MB), at ~2.3× the decoding CPU. The audio after the end of
+/// the last word is fed to the new recognizer again, so a word that began right after the
+/// endpoint is not cut.
 pub struct Transcriber {
-    _model: Arc<AsrModel>,
+    model: Arc<AsrModel>,
     recognizer: vosk::Recognizer,
     speaker: Speaker,
     join_cjk: bool,
-    /// Stream samples fed so far.
+    /// A new recognizer before the next chunk (set after a final).
+    renew: bool,
+    /// Whether finals renew the recognizer at all ([`Transcriber::renew_per_utterance`]).
+    renew_after_final: bool,
+    /// Stream samples fed so far (to all of this speaker's recognizers).
     fed: u64,
+    /// The stream sample where the current recognizer's time 0 is.
+    origin: u64,
     segments: Vec<Segment>,
     last_partial: String,
     /// The current utterance's audio, and the stream sample of its first sample.
@@ -183,19 +200,15 @@ impl Transcriber {
         language: &str,
     ) -> Result<Transcriber, AsrError> {
         silence_vosk_log();
-        let mut recognizer =
-            vosk::Recognizer::new(&model.model, TARGET_RATE as f32).ok_or_else(|| {
-                AsrError::Recognizer(format!("for the model at {}", model.path.display()))
-            })?;
-        recognizer.set_words(true);
-        recognizer.set_partial_words(true);
-        recognizer.set_max_alternatives(0);
         Ok(Transcriber {
-            _model: Arc::clone(model),
-            recognizer,
+            model: Arc::clone(model),
+            recognizer: new_recognizer(model)?,
             speaker,
             join_cjk: language.to_ascii_lowercase().starts_with("zh"),
+            renew: false,
+            renew_after_final: false,
             fed: 0,
+            origin: 0,
             segments: Vec::new(),
             last_partial: String::new(),
             audio: VecDeque::new(),
@@ -207,6 +220,38 @@ impl Transcriber {
 
     pub fn speaker(&self) -> Speaker {
         self.speaker
+    }
+
+    /// A fresh recognizer for every utterance instead of one for the whole stream: less
+    /// memory, more CPU, and no speaker adaptation carried over between utterances (see
+    /// [`Transcriber`]).
+    pub fn renew_per_utterance(&mut self) {
+        self.renew_after_final = true;
+    }
+
+    /// Starts a new recognizer, frees the old one, and feeds it the audio still unused (from
+    /// the end of the last final's words, at most [`REFEED_SECONDS`]).
+    fn renew_recognizer(&mut self) {
+        self.renew = false;
+        let recognizer = match new_recognizer(&self.model) {
+            Ok(recognizer) => recognizer,
+            Err(e) => {
+                // Keep the old one: more memory, nothing lost.
+                tracing::warn!("could not start a new recognizer, keeping the old one: {e}");
+                return;
+            }
+        };
+        drop(std::mem::replace(&mut self.recognizer, recognizer));
+        release_freed_memory();
+        let refeed = (REFEED_SECONDS * TARGET_RATE as f64) as usize;
+        let skip = self.audio.len().saturating_sub(refeed);
+        self.origin = self.audio_start + skip as u64;
+        if skip < self.audio.len() {
+            let tail: Vec<i16> = self.audio.range(skip..).copied().collect();
+            if let Err(e) = self.recognizer.accept_waveform(&tail) {
+                tracing::warn!("vosk refused audio: {e}");
+            }
+        }
     }
 
     /// Feeds one chunk (16 kHz mono of this transcriber's speaker) and returns what it made
@@ -225,6 +270,9 @@ impl Transcriber {
         }
         if chunk.samples.is_empty() {
             return Vec::new();
+        }
+        if self.renew {
+            self.renew_recognizer();
         }
         self.place(chunk.at);
         self.fed += chunk.samples.len() as u64;
@@ -249,6 +297,7 @@ impl Transcriber {
                 if let Some(fin) = self.make_final(&text, &words) {
                     out.push(fin);
                 }
+                self.renew = self.renew_after_final;
             }
             vosk::DecodingState::Running => {
                 let partial = self.recognizer.partial_result();
@@ -315,10 +364,14 @@ impl Transcriber {
         }
     }
 
-    /// Maps a Vosk time (seconds of this recognizer's stream) to call time.
-    fn call_time(&self, stream_seconds: f64) -> f64 {
-        let sample = (stream_seconds.max(0.0) * f64::from(TARGET_RATE)).round() as u64;
-        self.call_time_of_sample(sample)
+    /// The stream sample at a Vosk time (seconds since the current recognizer started).
+    fn stream_sample(&self, recognizer_seconds: f64) -> u64 {
+        self.origin + (recognizer_seconds.max(0.0) * f64::from(TARGET_RATE)).round() as u64
+    }
+
+    /// Maps a Vosk time (seconds since the current recognizer started) to call time.
+    fn call_time(&self, recognizer_seconds: f64) -> f64 {
+        self.call_time_of_sample(self.stream_sample(recognizer_seconds))
     }
 
     fn clean(&self, text: &str) -> String {
@@ -343,7 +396,7 @@ impl Transcriber {
             .collect();
         let end_sample = kept
             .last()
-            .map(|w| (w.end * f64::from(TARGET_RATE)).round() as u64)
+            .map(|w| self.stream_sample(w.end))
             .unwrap_or(self.fed)
             .min(self.fed);
         if text.is_empty() {
@@ -352,17 +405,17 @@ impl Transcriber {
         }
         let first_sample = kept
             .first()
-            .map(|w| (w.start * f64::from(TARGET_RATE)).round() as u64)
+            .map(|w| self.stream_sample(w.start))
             .unwrap_or(self.audio_start)
             .max(self.audio_start);
         // Prosody on the utterance's own audio, words timed from its first sample.
-        let origin = first_sample as f64 / f64::from(TARGET_RATE);
+        let first = (first_sample - self.origin) as f64 / f64::from(TARGET_RATE);
         let rel_words: Vec<WordTiming> = kept
             .iter()
             .map(|w| WordTiming {
                 word: w.word.clone(),
-                start: w.start - origin,
-                end: w.end - origin,
+                start: w.start - first,
+                end: w.end - first,
                 conf: w.conf,
             })
             .collect();
@@ -409,7 +462,41 @@ impl Transcriber {
     }
 }
 
-/// A Vosk word, copied out of the recognizer's result (times in stream seconds).
+/// How much unused audio a new recognizer is fed again (see [`Transcriber`]): more than a
+/// capture chunk, less than Vosk's shortest endpoint silence.
+const REFEED_SECONDS: f64 = 0.3;
+
+/// A 16 kHz recognizer with word timings (also in partials) and no alternatives.
+fn new_recognizer(model: &AsrModel) -> Result<vosk::Recognizer, AsrError> {
+    let mut recognizer =
+        vosk::Recognizer::new(&model.model, TARGET_RATE as f32).ok_or_else(|| {
+            AsrError::Recognizer(format!("for the model at {}", model.path.display()))
+        })?;
+    recognizer.set_words(true);
+    recognizer.set_partial_words(true);
+    recognizer.set_max_alternatives(0);
+    Ok(recognizer)
+}
+
+/// Hands memory freed by a dropped recognizer back to the system: Kaldi frees its graph cache
+/// in many small blocks that glibc would otherwise keep in the process.
+#[allow(unsafe_code)] // One FFI call into glibc, below.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: glibc's malloc_trim only walks the allocator's own free lists; it takes no
+        // pointers from us and is safe to call from any thread at any time.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}
+
+/// A Vosk word, copied out of the recognizer's result (times in seconds since the recognizer
+/// started).
 struct RawWord {
     word: String,
     start: f64,
