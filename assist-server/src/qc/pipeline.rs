@@ -39,6 +39,9 @@ pub const FLUSH_EVERY: u64 = 1000;
 /// Conversations a worker stores at once (at most).
 pub const BATCH: usize = 64;
 
+/// Conversations the reader hands the workers at once (fewer wake-ups than one at a time).
+const CHUNK: usize = 16;
+
 /// How long a batch waits for more conversations when none arrive.
 pub const BATCH_WAIT: Duration = Duration::from_millis(100);
 
@@ -138,7 +141,7 @@ pub fn run(config: QcConfig) -> anyhow::Result<QcSummary> {
     let (text_files, wav_files): (Vec<InputFile>, Vec<InputFile>) =
         files.into_iter().partition(|f| f.format != Format::Wav);
 
-    let (work_tx, work_rx) = sync_channel::<Conversation>(jobs * 8);
+    let (work_tx, work_rx) = sync_channel::<Vec<Conversation>>(jobs * 2);
     let (out_tx, out_rx) = sync_channel::<Outcome>(jobs * 16 + 64);
     let work_rx = Arc::new(Mutex::new(work_rx));
     let mut threads = Vec::new();
@@ -208,13 +211,20 @@ pub fn run(config: QcConfig) -> anyhow::Result<QcSummary> {
         };
         threads.push(spawn(&format!("qc-worker-{i}"), move || {
             let mut writer = store.clone().map(Writer::new);
+            let work = Work {
+                engine,
+                knowledge,
+                store,
+                force,
+                options,
+            };
             loop {
                 let next = match work_rx.lock() {
                     Ok(rx) => rx.recv_timeout(BATCH_WAIT),
                     Err(_) => return,
                 };
-                let conversation = match next {
-                    Ok(conversation) => conversation,
+                let chunk = match next {
+                    Ok(chunk) => chunk,
                     Err(RecvTimeoutError::Timeout) => {
                         // No work for a while (a long recording): store what is waiting.
                         if let Some(writer) = &mut writer {
@@ -231,35 +241,10 @@ pub fn run(config: QcConfig) -> anyhow::Result<QcSummary> {
                         return;
                     }
                 };
-                let replace = match decide(store.as_deref(), &conversation.call_id, force) {
-                    Ok(Some(replace)) => replace,
-                    Ok(None) => {
-                        if out_tx.send(Outcome::Skipped).is_err() {
-                            return;
-                        }
-                        continue;
+                for conversation in chunk {
+                    if !work.on(conversation, writer.as_mut(), &out_tx) {
+                        return;
                     }
-                    Err(e) => {
-                        let problem =
-                            Problem::at(conversation.location(), format!("the store: {e}"))
-                                .in_conversation(&conversation.external_id);
-                        if out_tx.send(Outcome::Failed(problem)).is_err() {
-                            return;
-                        }
-                        continue;
-                    }
-                };
-                let mut inspected = inspect(&engine, knowledge.as_ref(), conversation, options);
-                inspected.replace = replace;
-                let Some(inspected) = checked(inspected, &out_tx) else {
-                    continue;
-                };
-                let sent = match &mut writer {
-                    Some(writer) => writer.push(inspected, &out_tx),
-                    None => out_tx.send(Outcome::Done(vec![inspected.summary])).is_ok(),
-                };
-                if !sent {
-                    return;
                 }
             }
         })?);
@@ -294,6 +279,50 @@ fn spawn(
 fn report_problem(config: &QcConfig, progress: &Progress, problem: &Problem) {
     if config.print_problems {
         progress.println(&problem.to_string());
+    }
+}
+
+/// What a worker needs to inspect a conversation.
+struct Work {
+    engine: Arc<Engine>,
+    knowledge: Arc<dyn Knowledge>,
+    store: Option<Arc<dyn CallStore>>,
+    force: bool,
+    options: InspectOptions,
+}
+
+impl Work {
+    /// Inspects one conversation (unless the store has it) and stores it through `writer`
+    /// (or reports it, without a store). False when the run is over (a channel closed).
+    fn on(
+        &self,
+        conversation: Conversation,
+        writer: Option<&mut Writer>,
+        out: &SyncSender<Outcome>,
+    ) -> bool {
+        let replace = match decide(self.store.as_deref(), &conversation.call_id, self.force) {
+            Ok(Some(replace)) => replace,
+            Ok(None) => return out.send(Outcome::Skipped).is_ok(),
+            Err(e) => {
+                let problem = Problem::at(conversation.location(), format!("the store: {e}"))
+                    .in_conversation(&conversation.external_id);
+                return out.send(Outcome::Failed(problem)).is_ok();
+            }
+        };
+        let mut inspected = inspect(
+            &self.engine,
+            self.knowledge.as_ref(),
+            conversation,
+            self.options,
+        );
+        inspected.replace = replace;
+        let Some(inspected) = checked(inspected, out) else {
+            return true;
+        };
+        match writer {
+            Some(writer) => writer.push(inspected, out),
+            None => out.send(Outcome::Done(vec![inspected.summary])).is_ok(),
+        }
     }
 }
 
@@ -475,17 +504,25 @@ impl Writer {
     }
 }
 
-/// Reads every text file in turn: conversations to the workers, the rest to the writer.
+/// Reads every text file in turn: conversations to the workers (in chunks of [`CHUNK`]), the
+/// rest to the main thread.
 fn read_text_files(
     files: &[InputFile],
     options: &ReadOptions,
-    work: &SyncSender<Conversation>,
+    work: &SyncSender<Vec<Conversation>>,
     out: &SyncSender<Outcome>,
 ) {
+    let mut chunk = Vec::with_capacity(CHUNK);
     for file in files {
         let mut emit = |item: ReadItem| -> bool {
             match item {
-                ReadItem::Conversation(c) => work.send(c).is_ok(),
+                ReadItem::Conversation(c) => {
+                    chunk.push(c);
+                    chunk.len() < CHUNK
+                        || work
+                            .send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))
+                            .is_ok()
+                }
                 ReadItem::BadRow(p) => out.send(Outcome::BadRow(p)).is_ok(),
                 ReadItem::Failed(p) => out.send(Outcome::Failed(p)).is_ok(),
                 ReadItem::Progress(n) => out.send(Outcome::Progress(n)).is_ok(),
@@ -497,6 +534,9 @@ fn read_text_files(
                 return;
             }
         }
+    }
+    if !chunk.is_empty() {
+        let _ = work.send(chunk);
     }
 }
 
@@ -545,7 +585,7 @@ fn audio_file(
     options: &ReadOptions,
     store: Option<&dyn CallStore>,
     force: bool,
-    work: &SyncSender<Conversation>,
+    work: &SyncSender<Vec<Conversation>>,
     out: &SyncSender<Outcome>,
 ) -> bool {
     let shown = file.shown();
@@ -592,7 +632,7 @@ fn audio_file(
                 started_at: modified_ms(file),
                 turns: transcribed.turns,
             };
-            work.send(conversation).is_ok()
+            work.send(vec![conversation]).is_ok()
         }
         Err(problem) => out.send(Outcome::Failed(problem)).is_ok(),
     }
