@@ -1,9 +1,9 @@
-//! A `qc` run: readers → workers → store writer, over bounded channels.
+//! A `qc` run: readers → workers (engine and store) → this thread, over bounded channels.
 //!
 //! ```text
-//! text files ──(1 reader thread)──┐                      ┌─ problems, progress ─┐
-//! recordings ─(audio threads: ────┼─ conversations ─> workers (engine) ─> writer (this thread):
-//!              hash, Vosk)        ┘   (bounded)         (--jobs)           store, summary, bar
+//! text files ──(1 reader thread)──┐  conversations    workers (--jobs):     summaries,
+//! recordings ─(audio threads: ────┼─ (bounded, in ─> engine, then store ─> problems ─> this thread:
+//!              hash, Vosk)        ┘   chunks)         (64 at a time)       progress   count, bar, flush
 //! ```
 //!
 //! Each worker stores what it inspected itself, whole ([`CallStore::store_finished_calls`]),
