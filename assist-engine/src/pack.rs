@@ -3,7 +3,7 @@
 //!
 //! The format is documented for team leads in docs/rules.md.
 
-use assist_protocol::{Severity, Speaker, Tier};
+use assist_protocol::{Channel, Severity, Speaker, Tier};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -248,6 +248,9 @@ pub struct Rule {
     pub speaker: Watch,
     /// `None` applies to every language.
     pub language: Option<String>,
+    /// The channels the rule applies to; empty: every channel. Timing rules (silence,
+    /// response time) mean something else in a chat, where a customer types for a while.
+    pub channels: Vec<Channel>,
     pub message: String,
     pub description: Option<String>,
     pub condition: Condition,
@@ -539,6 +542,7 @@ struct RawRule {
     speaker: Watch,
     #[serde(default)]
     language: Option<String>,
+    channels: Option<Vec<Channel>>,
     message: String,
     #[serde(default)]
     description: Option<String>,
@@ -728,12 +732,22 @@ impl RawRule {
             }
             _ => unreachable!("kind checked above"),
         };
+        let channels = match self.channels {
+            Some(list) if list.is_empty() => {
+                return Err(
+                    "`channels` is empty; leave it out for a rule of every channel".to_string(),
+                )
+            }
+            Some(list) => list,
+            None => Vec::new(),
+        };
         Ok(Rule {
             id: self.id,
             category: self.category,
             severity: self.severity,
             speaker: self.speaker,
             language: self.language.filter(|l| l != "any"),
+            channels,
             message: self.message,
             description: self.description,
             condition,

@@ -446,6 +446,7 @@ mod tests {
             severity: Severity::Serious,
             speaker: Watch::Agent,
             language: language.map(str::to_string),
+            channels: Vec::new(),
             message: "m".into(),
             description: None,
             condition,

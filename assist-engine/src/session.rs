@@ -15,8 +15,8 @@ use crate::rules::{LanguageRules, RuleScan};
 use crate::text::{is_mostly_cjk, normalize_into};
 use crate::{Engine, Knowledge};
 use assist_protocol::{
-    Alert, Card, CardKind, Emotion, EmotionLabel, Event, RuleHits, Severity, Speaker, Summary,
-    Utterance,
+    Alert, Card, CardKind, Channel, Emotion, EmotionLabel, Event, RuleHits, Severity, Speaker,
+    Summary, Utterance,
 };
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -111,6 +111,8 @@ struct Call {
     cards_shown: u32,
     intents_seen: Vec<usize>,
     ended: bool,
+    /// Rules that do not apply on this call's channel (sorted; empty for most calls).
+    off_channel: Vec<usize>,
 }
 
 impl CallSession {
@@ -135,6 +137,7 @@ impl CallSession {
             cards_shown: 0,
             intents_seen: Vec::new(),
             ended: false,
+            off_channel: Vec::new(),
         };
         CallSession {
             engine,
@@ -144,6 +147,7 @@ impl CallSession {
             normalized: String::new(),
             scans: Vec::new(),
         }
+        .on_channel(Channel::Voice)
     }
 
     /// A session that picks no cards: no script candidates and no knowledge query, so no
@@ -153,6 +157,22 @@ impl CallSession {
     /// cards are chosen after the rules and never feed back into them.
     pub fn without_cards(mut self) -> CallSession {
         self.cards = false;
+        self
+    }
+
+    /// A session for a conversation on `channel`: rules scoped to other channels
+    /// (`channels = ["voice"]` in the pack: dead air, a 10 s response time) never fire. A
+    /// session is a voice call until told otherwise (as the protocol's `hello` is).
+    pub fn on_channel(mut self, channel: Channel) -> CallSession {
+        self.call.off_channel = self
+            .engine
+            .rules
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, rule)| !rule.channels.is_empty() && !rule.channels.contains(&channel))
+            .map(|(index, _)| index)
+            .collect();
         self
     }
 
@@ -228,6 +248,9 @@ impl CallSession {
         engine.rules.scan_into(rules, normalized, scans);
         let mut events = Vec::new();
         for rule in engine.rules.instant_hits(scans, utt.speaker) {
+            if !call.on(rule) {
+                continue;
+            }
             if !call.partial_alerts.contains(&(utt.speaker, rule)) {
                 call.partial_alerts.push((utt.speaker, rule));
                 events.push(alert(engine, rule, utt.start, utt.speaker, &masked));
@@ -270,6 +293,9 @@ impl CallSession {
         engine.rules.scan_into(rules, normalized, scans);
         let mut fired: Vec<usize> = Vec::new();
         for rule in engine.rules.instant_hits(scans, utt.speaker) {
+            if !call.on(rule) {
+                continue;
+            }
             fired.push(rule);
             let raised_on_partial = call.partial_alerts.contains(&(utt.speaker, rule));
             call.count_hit(rule);
@@ -280,6 +306,9 @@ impl CallSession {
         call.partial_alerts
             .retain(|(speaker, _)| *speaker != utt.speaker);
         for rule in call.stateful_hits(engine, rules, scans, utt.speaker) {
+            if !call.on(rule) {
+                continue;
+            }
             fired.push(rule);
             call.count_hit(rule);
             events.push(alert(engine, rule, utt.start, utt.speaker, &masked));
@@ -309,6 +338,9 @@ impl CallSession {
                     escalating: now_escalating,
                 }));
                 for rule in call.streak_hits(engine, rules, reading.label) {
+                    if !call.on(rule) {
+                        continue;
+                    }
                     fired.push(rule);
                     call.count_hit(rule);
                     events.push(alert(engine, rule, utt.start, utt.speaker, &masked));
@@ -327,6 +359,9 @@ impl CallSession {
                     intents: intents.clone(),
                 };
                 for rule in call.repeat_hits(engine, rules, &question) {
+                    if !call.on(rule) {
+                        continue;
+                    }
                     fired.push(rule);
                     call.count_hit(rule);
                     events.push(alert(engine, rule, utt.start, utt.speaker, &masked));
@@ -380,6 +415,9 @@ impl CallSession {
             call.clock = at;
             let engine: &Engine = &self.engine;
             for &index in &engine.rules.for_language(&self.language).at_end {
+                if !call.on(index) {
+                    continue;
+                }
                 let rule = &engine.rules.rules[index];
                 let Some(slot) = engine.rules.state_slot(index) else {
                     continue;
@@ -484,6 +522,11 @@ impl Call {
         *self.hits.entry(rule).or_insert(0) += 1;
     }
 
+    /// Whether rule `index` applies on this call's channel.
+    fn on(&self, index: usize) -> bool {
+        self.off_channel.is_empty() || self.off_channel.binary_search(&index).is_err()
+    }
+
     fn check_silence(
         &mut self,
         engine: &Engine,
@@ -498,6 +541,9 @@ impl Call {
         let gap = now - self.speech_end;
         let mut reported = false;
         for &index in &rules.silence {
+            if !self.on(index) {
+                continue;
+            }
             let rule = &engine.rules.rules[index];
             let Condition::Silence { max_seconds } = rule.condition else {
                 continue;
@@ -530,6 +576,9 @@ impl Call {
             return;
         };
         for &index in &rules.response_time {
+            if !self.on(index) {
+                continue;
+            }
             let Condition::ResponseTime { max_seconds } = engine.rules.rules[index].condition
             else {
                 continue;

@@ -4,7 +4,7 @@
 mod common;
 
 use assist_engine::{Engine, SessionError};
-use assist_protocol::Severity;
+use assist_protocol::{Channel, Severity};
 use common::*;
 use std::sync::Arc;
 
@@ -915,6 +915,130 @@ fn a_brisk_call_has_no_dead_air() {
     );
     assert!(rule_ids(&events).is_empty(), "{:?}", alerts_in(&events));
     assert_eq!(hits(&summary, DEAD_AIR), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// channels
+// ---------------------------------------------------------------------------------------------
+
+const CHANNEL_RULES: &str = r#"
+[[rule]]
+id = "process.dead_air.zh"
+category = "process"
+severity = "general"
+speaker = "any"
+channels = ["voice"]
+message = "通话静音超过15秒"
+kind = "silence"
+max_seconds = 15
+
+[[rule]]
+id = "response_timeout.slow_answer.zh"
+category = "response_timeout"
+severity = "general"
+speaker = "agent"
+channels = ["voice"]
+message = "客户的问题已超过10秒未回应"
+kind = "response_time"
+max_seconds = 10
+
+[[rule]]
+id = "response_timeout.slow_reply.chat.zh"
+category = "response_timeout"
+severity = "general"
+speaker = "agent"
+channels = ["chat"]
+message = "客户的消息已超过60秒未回复"
+kind = "response_time"
+max_seconds = 60
+
+[[rule]]
+id = "forbidden.superlative.zh"
+category = "forbidden_phrase"
+severity = "serious"
+speaker = "agent"
+message = "禁用绝对化用语"
+kind = "keywords"
+any = ["最便宜"]
+"#;
+
+/// A customer question answered after 40 s (and 40 s of nobody typing or speaking), then a
+/// forbidden phrase.
+const SLOW_EXCHANGE: &[Line<'static>] = &[
+    (0.0, 3.0, AGENT, "您好，请问有什么可以帮您"),
+    (5.0, 7.0, CUSTOMER, "我的退款什么时候到账"),
+    (
+        47.0,
+        50.0,
+        AGENT,
+        "退款三到五个工作日到账，我们家是全网最便宜的",
+    ),
+];
+
+#[test]
+fn voice_scoped_timers_do_not_fire_on_a_chat_and_do_on_a_call() {
+    let engine = engine(PACK_TOML, CHANNEL_RULES);
+    let mut voice = Call::start_on(&engine, "zh", Channel::Voice);
+    voice.feed(SLOW_EXCHANGE);
+    let mut chat = Call::start_on(&engine, "zh", Channel::Chat);
+    chat.feed(SLOW_EXCHANGE);
+
+    let mut on_voice = voice.alert_ids();
+    on_voice.sort();
+    assert_eq!(
+        on_voice,
+        vec![
+            "forbidden.superlative.zh",
+            "process.dead_air.zh",
+            "response_timeout.slow_answer.zh"
+        ]
+    );
+    // A 40 s reply is fine in a chat (the chat rule allows 60 s); the phrase rule has no
+    // channels and fires on both.
+    assert_eq!(chat.alert_ids(), vec!["forbidden.superlative.zh"]);
+    let summary = chat.end(60.0);
+    assert_eq!(hits(&summary, "process.dead_air.zh"), 0);
+    assert_eq!(hits(&summary, "response_timeout.slow_answer.zh"), 0);
+}
+
+#[test]
+fn a_chat_reply_later_than_the_chat_limit_fires_the_chat_rule_only() {
+    let engine = engine(PACK_TOML, CHANNEL_RULES);
+    let mut chat = Call::start_on(&engine, "zh", Channel::Chat);
+    chat.say((5.0, 7.0, CUSTOMER, "我的退款什么时候到账"));
+    let overdue = chat.tick(70.0);
+    assert_eq!(
+        rule_ids(&overdue),
+        vec!["response_timeout.slow_reply.chat.zh"]
+    );
+    // A session told nothing is a voice call (as a `hello` without a channel is).
+    let mut voice = Call::start(&engine, "zh");
+    voice.say((5.0, 7.0, CUSTOMER, "我的退款什么时候到账"));
+    let mut fired = rule_ids(&voice.tick(70.0));
+    fired.sort();
+    assert_eq!(
+        fired,
+        vec!["process.dead_air.zh", "response_timeout.slow_answer.zh"]
+    );
+}
+
+#[test]
+fn an_empty_or_unknown_channel_list_is_refused_with_the_rule() {
+    for (channels, expected) in [("[]", "`channels` is empty"), ("[\"sms\"]", "sms")] {
+        let rules = format!(
+            "[[rule]]\nid = \"x.y\"\ncategory = \"process\"\nseverity = \"general\"\nspeaker = \"any\"\nchannels = {channels}\nmessage = \"m\"\nkind = \"silence\"\nmax_seconds = 5\n"
+        );
+        let files = vec![
+            pack_file("pack.toml", PACK_TOML),
+            pack_file("rules/test.toml", &rules),
+        ];
+        let errors = match Engine::from_files(&files) {
+            Ok(_) => panic!("channels = {channels} must be refused"),
+            Err(errors) => errors.to_string(),
+        };
+        assert!(errors.contains(expected), "{errors}");
+        assert!(errors.contains("rules/test.toml"), "{errors}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

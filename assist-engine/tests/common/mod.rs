@@ -2,7 +2,7 @@
 //! call from a list of `(start, end, speaker, text)` lines, and read back what it raised.
 
 use assist_engine::{CallSession, Engine, Event, NoKnowledge, PackFile, SessionError, Summary};
-use assist_protocol::{Alert, Speaker, Utterance};
+use assist_protocol::{Alert, Channel, Speaker, Utterance};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -69,6 +69,15 @@ impl Call {
     pub fn start(engine: &Arc<Engine>, language: &str) -> Call {
         Call {
             session: engine.start_call(language),
+            next_seq: 1,
+            events: Vec::new(),
+        }
+    }
+
+    /// [`Call::start`] on a channel (rules scoped to the other channel do not run).
+    pub fn start_on(engine: &Arc<Engine>, language: &str, channel: Channel) -> Call {
+        Call {
+            session: engine.start_call(language).on_channel(channel),
             next_seq: 1,
             events: Vec::new(),
         }

@@ -343,7 +343,10 @@ impl Connection {
                 );
             }
         };
-        let (call, begun) = match self.find_call(&call_id, &agent_id, &team, &language).await {
+        let (call, begun) = match self
+            .find_call(&call_id, &agent_id, &team, &language, channel)
+            .await
+        {
             Ok(found) => found,
             Err(outcome) => return outcome,
         };
@@ -410,6 +413,7 @@ impl Connection {
         agent_id: &str,
         team: &Option<String>,
         language: &str,
+        channel: Channel,
     ) -> Result<(Arc<Mutex<Call>>, bool), Outcome> {
         if let Some(call) = self.state.calls().get(call_id) {
             return Ok((Arc::clone(call), false));
@@ -453,7 +457,7 @@ impl Connection {
             None => {
                 let pack = Arc::clone(packs.for_team(team.as_deref()));
                 (
-                    Call::new(agent_id.to_string(), team.clone(), language, pack),
+                    Call::new(agent_id.to_string(), team.clone(), language, channel, pack),
                     true,
                 )
             }

@@ -12,7 +12,7 @@ pub mod writer;
 pub use crate::state::AppState;
 use crate::state::{now_ms, ServedPack};
 use assist_engine::CallSession;
-use assist_protocol::{Event, Utterance};
+use assist_protocol::{Channel, Event, Utterance};
 use assist_store::{CallFilter, CallMeta, CallStatus, Page, SourceKind, StoreError, StoredLine};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
@@ -62,6 +62,8 @@ pub enum Input {
 pub struct Call {
     pub agent_id: String,
     pub team: Option<String>,
+    /// Voice or chat: rules scoped to the other channel do not run on this call.
+    pub channel: Channel,
     pub session: CallSession,
     /// The pack version the session runs on.
     pub pack: Arc<ServedPack>,
@@ -76,12 +78,14 @@ impl Call {
         agent_id: String,
         team: Option<String>,
         language: &str,
+        channel: Channel,
         pack: Arc<ServedPack>,
     ) -> Call {
         Call {
             agent_id,
             team,
-            session: pack.loaded.engine.start_call(language),
+            channel,
+            session: pack.loaded.engine.start_call(language).on_channel(channel),
             pack,
             last_active: Instant::now(),
             inputs: Vec::new(),
@@ -95,6 +99,7 @@ impl Call {
             meta.agent_id.clone(),
             meta.team.clone(),
             &meta.language,
+            meta.channel,
             pack,
         );
         for line in lines {
@@ -143,7 +148,11 @@ impl Call {
             return false;
         }
         let language = self.session.language().to_string();
-        self.session = pack.loaded.engine.start_call(&language);
+        self.session = pack
+            .loaded
+            .engine
+            .start_call(&language)
+            .on_channel(self.channel);
         self.pack = Arc::clone(pack);
         for input in std::mem::take(&mut self.inputs) {
             self.feed(input);

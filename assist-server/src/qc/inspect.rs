@@ -44,7 +44,9 @@ pub fn inspect(
         .language
         .clone()
         .unwrap_or_else(|| guess_language(&conversation.turns).to_string());
-    let mut session = engine.start_call(&language);
+    let mut session = engine
+        .start_call(&language)
+        .on_channel(conversation.channel);
     if !options.cards {
         session = session.without_cards();
     }

@@ -235,7 +235,10 @@ pub async fn preview(
     .await?;
     let pack = compile(body.files, "candidate".into()).await?;
     let preview = tokio::task::spawn_blocking(move || {
-        let mut session = pack.engine.start_call(&record.meta.language);
+        let mut session = pack
+            .engine
+            .start_call(&record.meta.language)
+            .on_channel(record.meta.channel);
         let mut events = Vec::new();
         for line in &record.lines {
             let utt = Utterance {
