@@ -129,6 +129,8 @@ pub struct AppState {
     pub publish_lock: tokio::sync::Mutex<()>,
     /// When the retention purge last ran.
     pub last_purge: Mutex<Option<UnixMs>>,
+    /// Failed sign-ins per username.
+    pub login_throttle: crate::web::throttle::LoginThrottle,
 }
 
 impl AppState {
@@ -149,6 +151,7 @@ impl AppState {
             settings,
             publish_lock: tokio::sync::Mutex::new(()),
             last_purge: Mutex::new(None),
+            login_throttle: Default::default(),
         })
     }
 

@@ -1429,6 +1429,49 @@ fn new_user(username: &str, role: Role) -> NewUser {
 }
 
 #[test]
+fn an_unknown_username_takes_as_long_to_refuse_as_a_wrong_password() {
+    // The real password cost (not the tests' fast one): the difference is what leaks.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SledStore::open_with(
+        dir.path(),
+        StoreOptions {
+            password_cost: PasswordCost::Default,
+            ..StoreOptions::default()
+        },
+    )
+    .expect("store opens");
+    store
+        .create_user(&new_user("ann", Role::Agent), T0)
+        .expect("create");
+    let median = |username: &str| {
+        let mut times: Vec<f64> = (0..5)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                assert_eq!(
+                    store
+                        .verify_password(username, "wrong horse")
+                        .expect("verify"),
+                    None
+                );
+                t.elapsed().as_secs_f64()
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        times[2]
+    };
+    // Warm both paths once (the decoy hash is made on first use).
+    median("nobody");
+    let (wrong, unknown) = (median("ann"), median("nobody"));
+    println!("wrong password {wrong:.4} s, unknown username {unknown:.4} s");
+    // Without the decoy check an unknown username is refused ~1000x faster; with it both take
+    // one password check (the bounds leave room for a busy machine).
+    assert!(
+        unknown > wrong * 0.2 && unknown < wrong * 5.0,
+        "wrong password {wrong:.4} s, unknown username {unknown:.4} s"
+    );
+}
+
+#[test]
 fn passwords_are_checked_and_never_stored_in_clear() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = open(dir.path());

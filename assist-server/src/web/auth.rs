@@ -10,6 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The authenticated user of a request.
 pub struct Caller {
@@ -115,6 +116,10 @@ pub async fn login(
     if login.username.is_empty() || login.username.len() > 200 || login.password.len() > 1024 {
         return Err(bad_credentials());
     }
+    let username = login.username.clone();
+    if let Some(wait) = state.login_throttle.wait(&username, Instant::now()) {
+        return Err(too_many_attempts(wait));
+    }
     let ttl_ms = state.settings.token_ttl.as_millis() as i64;
     let result = mutate(&state, move |store| {
         match store.verify_password(&login.username, &login.password)? {
@@ -143,7 +148,27 @@ pub async fn login(
         }
     })
     .await?;
-    result.map(Json).ok_or_else(bad_credentials)
+    match result {
+        Some(logged_in) => {
+            state.login_throttle.succeeded(&username);
+            Ok(Json(logged_in))
+        }
+        None => {
+            state.login_throttle.failed(&username, Instant::now());
+            Err(bad_credentials())
+        }
+    }
+}
+
+fn too_many_attempts(wait: Duration) -> ApiError {
+    let seconds = wait.as_secs().max(1);
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+        format!("too many failed sign-ins for this user: try again in {seconds} s"),
+    )
+    .with_details(serde_json::json!({ "retry_after_seconds": seconds }))
+    .with_retry_after(seconds)
 }
 
 fn bad_credentials() -> ApiError {

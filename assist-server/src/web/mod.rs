@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod packs;
 pub mod reports;
 pub mod tasks;
+pub mod throttle;
 pub mod time;
 pub mod users;
 

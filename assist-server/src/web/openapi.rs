@@ -107,7 +107,7 @@ fn schemas() -> Value {
             "required": ["code", "message"], "properties": {
                 "code": {"type": "string", "enum": ["bad_request", "unauthorized", "bad_credentials", "forbidden", "not_found",
                     "version_conflict", "already_exists", "invalid_transition", "payload_too_large", "invalid_pack",
-                    "invalid", "internal", "unavailable"]},
+                    "invalid", "internal", "unavailable", "too_many_attempts"]},
                 "message": {"type": "string"},
                 "details": {}}}}},
         "Login": {"type": "object", "required": ["username", "password"],

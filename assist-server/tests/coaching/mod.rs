@@ -9,6 +9,45 @@ use assist_protocol::{CardAction, ClientMessage, Event, ServerMessage, Speaker};
 use serde_json::{json, Value};
 use std::time::Duration;
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_wrong_passwords_block_that_username_for_a_while_and_no_other() {
+    let server = Server::start(&[]);
+    let api = Api::new(&server.http());
+    // Five wrong passwords are free (typos), the sixth blocks the username...
+    for attempt in 1..=6 {
+        let wrong = api.login("admin", "not-the-password").await;
+        assert_eq!(
+            (wrong.status.as_u16(), wrong.code()),
+            (401, "bad_credentials"),
+            "attempt {attempt}"
+        );
+    }
+    // ...so even the right password waits, told how long, before any password is checked.
+    let blocked = api.login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(
+        (blocked.status.as_u16(), blocked.code()),
+        (429, "too_many_attempts"),
+        "{:?}",
+        blocked.body
+    );
+    let retry_after: u64 = blocked.headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        blocked.body["error"]["details"]["retry_after_seconds"],
+        retry_after
+    );
+    // Another username is not affected: an unknown one still gets the usual answer.
+    let other = api.login("nobody", "not-the-password").await;
+    assert_eq!(
+        (other.status.as_u16(), other.code()),
+        (401, "bad_credentials")
+    );
+}
+
 #[tokio::test]
 async fn a_login_gives_a_token_and_wrong_passwords_or_expired_tokens_get_a_clear_401() {
     let server = Server::start(&["--token-ttl-secs", "4"]);

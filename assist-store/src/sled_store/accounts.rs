@@ -125,6 +125,18 @@ impl SledStore {
         password: &str,
     ) -> Result<Option<User>> {
         let Some(record) = self.user_record(username)? else {
+            // An unknown username takes as long as a wrong password: the answer's timing must
+            // not tell which usernames exist.
+            let decoy = match self.decoy_hash.get() {
+                Some(hash) => hash.clone(),
+                None => {
+                    let hash = self.hash_password("decoy: no user has this password")?;
+                    self.decoy_hash.get_or_init(|| hash).clone()
+                }
+            };
+            let hash =
+                PasswordHash::new(&decoy).map_err(|e| StoreError::Password(e.to_string()))?;
+            let _ = Argon2::default().verify_password(password.as_bytes(), &hash);
             return Ok(None);
         };
         let hash = PasswordHash::new(&record.password_hash)

@@ -73,6 +73,8 @@ pub struct SledStore {
     cache: RwLock<RowCache>,
     /// Call ids a `store_finished_calls` is writing right now (see `bulk.rs`).
     in_flight: bulk::InFlight,
+    /// A password hash of the store's cost, checked for unknown usernames (see `accounts.rs`).
+    decoy_hash: std::sync::OnceLock<String>,
 }
 
 /// The trees, one per kind of record.
@@ -196,6 +198,7 @@ impl SledStore {
             t,
             cache: RwLock::new(RowCache::default()),
             in_flight: bulk::InFlight::default(),
+            decoy_hash: std::sync::OnceLock::new(),
         };
         store.load_rows()?;
         Ok(store)
