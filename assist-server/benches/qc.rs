@@ -11,7 +11,8 @@
 //!
 //! Settings (environment, defaults in brackets): `QC_BENCH_CONVERSATIONS` [100000],
 //! `QC_BENCH_STORE_CONVERSATIONS` [50000], `QC_BENCH_MEMORY` [10000,100000,1000000],
-//! `QC_BENCH_AUDIO_FILES` [4], `QC_BENCH_DIR` [system temp], `QC_BENCH_ONLY` [text,memory,audio].
+//! `QC_BENCH_AUDIO_FILES` [4], `QC_BENCH_DIR` [system temp], `QC_BENCH_ONLY` [text,memory,audio],
+//! `QC_BENCH_KEEP` [unset; `1` keeps the generated files and store, for runs of the binary].
 //! Skips itself without `--bench` (so `cargo test --all-targets` does not run it).
 
 use assist_protocol::{parse_transcript_line, Channel, Speaker};
@@ -111,10 +112,16 @@ fn load_avg() -> String {
 }
 
 fn bench_dir() -> tempfile::TempDir {
-    match std::env::var("QC_BENCH_DIR") {
-        Ok(dir) => tempfile::tempdir_in(dir).expect("temp dir"),
-        Err(_) => tempfile::tempdir().expect("temp dir"),
+    let mut dir = match std::env::var("QC_BENCH_DIR") {
+        Ok(dir) => tempfile::Builder::new().tempdir_in(dir),
+        Err(_) => tempfile::Builder::new().tempdir(),
     }
+    .expect("temp dir");
+    if std::env::var("QC_BENCH_KEEP").is_ok_and(|keep| keep == "1") {
+        dir.disable_cleanup(true);
+        println!("keeping the generated files in {}", dir.path().display());
+    }
+    dir
 }
 
 fn config(

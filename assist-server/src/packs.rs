@@ -14,10 +14,11 @@ pub struct LoadedPack {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackLoadError {
-    #[error("cannot read pack folder {path}: {source}")]
+    /// The message includes the I/O error (not chained as a source: it would print twice).
+    #[error("cannot read pack folder {path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("the pack has errors:\n{0}")]
     Invalid(PackErrors),
@@ -32,14 +33,14 @@ pub fn read_pack_files(dir: &Path) -> Result<Vec<PackFile>, PackLoadError> {
     let mut problems = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(folder) = stack.pop() {
-        let entries = std::fs::read_dir(&folder).map_err(|source| PackLoadError::Io {
+        let entries = std::fs::read_dir(&folder).map_err(|error| PackLoadError::Io {
             path: folder.clone(),
-            source,
+            error,
         })?;
         for entry in entries {
-            let entry = entry.map_err(|source| PackLoadError::Io {
+            let entry = entry.map_err(|error| PackLoadError::Io {
                 path: folder.clone(),
-                source,
+                error,
             })?;
             let path = entry.path();
             if path.is_dir() {
@@ -58,9 +59,9 @@ pub fn read_pack_files(dir: &Path) -> Result<Vec<PackFile>, PackLoadError> {
                 .unwrap_or(&path)
                 .to_string_lossy()
                 .replace('\\', "/");
-            let bytes = std::fs::read(&path).map_err(|source| PackLoadError::Io {
+            let bytes = std::fs::read(&path).map_err(|error| PackLoadError::Io {
                 path: path.clone(),
-                source,
+                error,
             })?;
             match String::from_utf8(bytes) {
                 Ok(contents) => files.push(PackFile {

@@ -14,10 +14,11 @@ use std::sync::Arc;
 pub enum SetupError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("loading the pack in {dir}: {source}")]
-    Pack { dir: String, source: PackLoadError },
-    #[error("published pack version {number} no longer compiles with this build: {source}")]
-    StoredPack { number: u64, source: PackLoadError },
+    // These messages include the pack error (not chained as a source: it would print twice).
+    #[error("loading the pack in {dir}: {error}")]
+    Pack { dir: String, error: PackLoadError },
+    #[error("published pack version {number} no longer compiles with this build: {error}")]
+    StoredPack { number: u64, error: PackLoadError },
     #[error("cannot generate a password: {0}")]
     Random(String),
 }
@@ -90,14 +91,14 @@ pub fn initial_packs(store: &dyn CallStore, pack_dir: &Path) -> Result<PackSet, 
         .map(|v| v.number)
         .max();
     let Some(global) = global else {
-        let files = read_pack_map(pack_dir).map_err(|source| SetupError::Pack {
+        let files = read_pack_map(pack_dir).map_err(|error| SetupError::Pack {
             dir: pack_dir.display().to_string(),
-            source,
+            error,
         })?;
-        let loaded = compile_pack(&files, &pack_dir.display().to_string()).map_err(|source| {
+        let loaded = compile_pack(&files, &pack_dir.display().to_string()).map_err(|error| {
             SetupError::Pack {
                 dir: pack_dir.display().to_string(),
-                source,
+                error,
             }
         })?;
         let latest = store.latest_pack()?.map_or(0, |v| v.number);
@@ -147,7 +148,7 @@ fn served(store: &dyn CallStore, number: u64) -> Result<ServedPack, SetupError> 
         id: number.to_string(),
     })?;
     let loaded = compile_pack(&version.files, &format!("version {number}"))
-        .map_err(|source| SetupError::StoredPack { number, source })?;
+        .map_err(|error| SetupError::StoredPack { number, error })?;
     Ok(ServedPack {
         number,
         scope: version.scope,

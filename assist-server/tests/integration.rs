@@ -554,6 +554,43 @@ fn the_server_refuses_to_start_with_a_broken_pack_and_says_why() {
 }
 
 #[test]
+fn a_missing_pack_folder_is_named_once_with_its_cause() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("no-such-pack");
+    let data = dir.path().join("data");
+    let runs: [Vec<std::ffi::OsString>; 2] = [
+        vec![
+            "serve".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--data-dir".into(),
+            data.clone().into(),
+            "--pack".into(),
+            missing.clone().into(),
+        ],
+        vec![
+            "qc".into(),
+            "--no-store".into(),
+            "--pack".into(),
+            missing.clone().into(),
+            repo_root().join("samples").into(),
+        ],
+    ];
+    for args in runs {
+        let out = Command::new(BIN).args(&args).output().expect("runs");
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let error = stderr
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_else(|| panic!("an error line in {stderr}"));
+        assert_eq!(error.matches("no-such-pack").count(), 2, "{error}");
+        assert_eq!(error.matches("os error 2").count(), 1, "{error}");
+        assert_eq!(error.matches("loading the pack").count(), 1, "{error}");
+    }
+}
+
+#[test]
 fn replay_reports_bad_lines_with_their_number_and_goes_on() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("call.jsonl");

@@ -45,12 +45,9 @@ pub enum StoreError {
     Locked { path: PathBuf },
 
     /// The data directory could not be opened or read (permissions, corruption...).
-    #[error("cannot use the store at {}: {source}", path.display())]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: sled::Error,
-    },
+    /// The message includes sled's error (not chained as a source: it would print twice).
+    #[error("cannot use the store at {}: {error}", path.display())]
+    Open { path: PathBuf, error: sled::Error },
 
     /// A read or write failed after opening.
     #[error("store I/O error: {0}")]

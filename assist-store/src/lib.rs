@@ -53,10 +53,10 @@ pub use sled_store::{Durability, PasswordCost, SledStore, StoreOptions};
 use assist_protocol::{CardAction, Event, Summary};
 
 /// The schema version this build writes, and the newest it reads. Version 2 added packed
-/// per-call items (one value per kind for a call stored whole, see
-/// [`CallStore::store_finished_calls`]); a version 1 store is upgraded on open (nothing to
-/// rewrite: version 1 data is valid version 2 data).
-pub const SCHEMA_VERSION: u32 = 2;
+/// per-call items for a call stored whole ([`CallStore::store_finished_calls`]), one value per
+/// kind; version 3 keeps such a call in one value (its bundle). Older stores are upgraded on
+/// open: version 1 data is valid as it is, version 2's packed values move into bundles.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The store behind the server and the web console.
 ///

@@ -756,16 +756,16 @@ fn a_call_cut_short_before_its_row_is_written_again_whole() {
     let id = cut.meta.call_id.clone();
     drop(store);
 
-    // What a crash leaves when it strikes after the packed values and before the row: the
-    // packed values alone (written in this order, and sled recovers a prefix of its log).
+    // What a crash leaves when it strikes after the bundle and before the row: the bundle
+    // alone (written in this order, and sled recovers a prefix of its log).
     {
-        let db = sled::open(dir.path()).expect("sled");
-        for tree in ["summaries", "calls", "rows"] {
-            db.open_tree(tree)
-                .expect("tree")
-                .remove(id.as_bytes())
-                .expect("remove");
-        }
+        let db = raw_sled(dir.path());
+        let bundles = db.open_tree("bundles").expect("tree");
+        assert!(bundles.get(id.as_bytes()).expect("read").is_some());
+        db.open_tree("rows")
+            .expect("tree")
+            .remove(id.as_bytes())
+            .expect("remove");
         db.flush().expect("flush");
     }
     let store = open(dir.path());
@@ -2043,7 +2043,7 @@ fn a_store_written_by_a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     drop(open(dir.path()));
     {
-        let db = sled::open(dir.path()).expect("raw sled");
+        let db = raw_sled(dir.path());
         db.open_tree("meta")
             .expect("meta")
             .insert(sled_schema_key(), &99u32.to_be_bytes())
@@ -2080,7 +2080,7 @@ fn a_version_1_store_is_upgraded_on_open_and_keeps_its_calls() {
         write_call(&store, &generate(1, 1, 5)[0]);
     }
     let read_version = |dir: &std::path::Path| -> u32 {
-        let db = sled::open(dir).expect("raw sled");
+        let db = raw_sled(dir);
         let raw = db
             .open_tree("meta")
             .expect("meta")
@@ -2089,7 +2089,7 @@ fn a_version_1_store_is_upgraded_on_open_and_keeps_its_calls() {
         u32::from_be_bytes(raw.expect("set").as_ref().try_into().expect("4 bytes"))
     };
     {
-        let db = sled::open(dir.path()).expect("raw sled");
+        let db = raw_sled(dir.path());
         db.open_tree("meta")
             .expect("meta")
             .insert(sled_schema_key(), &1u32.to_be_bytes())
@@ -2106,9 +2106,99 @@ fn a_version_1_store_is_upgraded_on_open_and_keeps_its_calls() {
         1
     );
     drop(store);
-    std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(read_version(dir.path()), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
+}
+
+/// Rewrites a store's items the way schema version 2 stored a call stored whole: one value per
+/// kind under the bare `call id` NUL key, `[[suffix hex, item], ...]` in suffix order.
+fn pack_as_version_2(dir: &std::path::Path, ids: &[String]) {
+    let db = raw_sled(dir);
+    for kind in ["lines", "alerts", "emotions", "cards"] {
+        let tree = db.open_tree(kind).expect("tree");
+        for id in ids {
+            let mut prefix = id.as_bytes().to_vec();
+            prefix.push(0);
+            let mut packed = Vec::new();
+            for item in tree.scan_prefix(&prefix) {
+                let (key, value) = item.expect("read");
+                let suffix: String = key[prefix.len()..]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                let item: serde_json::Value = serde_json::from_slice(&value).expect("JSON");
+                packed.push((suffix, item));
+                tree.remove(key).expect("remove");
+            }
+            if !packed.is_empty() {
+                tree.insert(&prefix, serde_json::to_vec(&packed).expect("encode"))
+                    .expect("insert");
+            }
+        }
+    }
+    db.open_tree("meta")
+        .expect("meta")
+        .insert(sled_schema_key(), &2u32.to_be_bytes())
+        .expect("write");
+    db.flush().expect("flush");
+}
+
+#[test]
+fn a_version_2_store_moves_its_packed_items_into_bundles_and_reads_the_same() {
+    let calls = generate_finished(40, 21);
+    let ids: Vec<String> = calls.iter().map(|c| c.meta.call_id.clone()).collect();
+    let (_fresh_dir, fresh) = temp_store();
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let store = open(dir.path());
+        for call in &calls {
+            write_incrementally(&store, call);
+            write_incrementally(&fresh, call);
+        }
+    }
+    // All but the last call packed as version 2 did; the last keeps its single keys.
+    pack_as_version_2(dir.path(), &ids[..ids.len() - 1]);
+    {
+        let db = raw_sled(dir.path());
+        let lines = db.open_tree("lines").expect("tree");
+        let mut bare = ids[0].as_bytes().to_vec();
+        bare.push(0);
+        assert!(lines.get(&bare).expect("read").is_some(), "packed as v2");
+    }
+
+    let store = open(dir.path());
+    assert_same_reads(&store, &fresh, &ids, "upgraded from version 2");
+    // A line appended after the upgrade lands next to the packed ones.
+    let seq = store.last_seq(&ids[0]).expect("seq") + 1;
+    let extra = line(seq, Speaker::Agent, "one more line", 9_999.0);
+    assert!(store.append_line(&ids[0], &extra).expect("append"));
+    assert!(fresh.append_line(&ids[0], &extra).expect("append"));
+    assert!(!store.append_line(&ids[0], &extra).expect("again"));
+    assert_same_reads(&store, &fresh, &ids, "after an append");
+    drop(store);
+
+    let db = raw_sled(dir.path());
+    for kind in ["lines", "alerts", "emotions", "cards"] {
+        let tree = db.open_tree(kind).expect("tree");
+        let bare = tree
+            .iter()
+            .keys()
+            .filter(|k| k.as_ref().expect("key").last() == Some(&0))
+            .count();
+        assert_eq!(bare, 0, "no packed value left in {kind}");
+    }
+    assert_eq!(
+        db.open_tree("bundles").expect("tree").len(),
+        ids.len() - 1,
+        "one bundle per packed call"
+    );
+    let version = db
+        .open_tree("meta")
+        .expect("meta")
+        .get(sled_schema_key())
+        .expect("read")
+        .expect("set");
+    assert_eq!(version.as_ref(), &SCHEMA_VERSION.to_be_bytes());
 }
 
 fn sled_schema_key() -> &'static [u8] {

@@ -3,27 +3,24 @@
 //! The incremental path writes one sled key per line and per event: about 40 for a 20-turn
 //! chat, and sled's cost is per key (a log fragment and a tree node update each, several
 //! microseconds however small the value). A call stored whole has all its items at hand, so it
-//! writes them **packed**: one value per kind (lines, alerts, emotions, cards) under the
-//! call's bare prefix, a JSON array of `[suffix hex, item]` in suffix order — the very items,
-//! under the very suffixes, the incremental path would have written (same masking, same event
-//! fingerprints, the first of a repeated seq or event kept), which the readers in
-//! [`super::calls`] expand again. With the metadata, the row and the summary that is at most 7
-//! keys per call.
+//! is written as **two keys**: its bundle ([`super::bundle`]: metadata, summary and every item,
+//! packed under the very suffixes the incremental path would have written, with the same
+//! masking and event fingerprints, the first of a repeated seq or event kept) and its row.
 //!
 //! **Several threads store at once.** A sled transaction or batch takes sled's global write
 //! lock (and excludes every plain insert meanwhile), so one per batch would let only one
 //! thread write at a time; plain inserts run concurrently. So a new call is written with plain
-//! inserts, in an order that makes a torn write harmless: the packed values, the summary, the
-//! metadata, and **the row last**. The row is what makes a call exist for the lists, reports
-//! and a rerun's resume check (`call_row`); sled's log is recovered as a prefix after a crash,
-//! so a recovered row has everything written before it, and a call cut short before its row
-//! is written again whole by the rerun (every key overwritten; a kind the rerun does not have
-//! removed). A call that replaces a stored one is removed and written in one transaction.
-//! Two batches with a call id in common do not overlap: the second waits ([`InFlight`]).
+//! inserts, the bundle first and **the row last**. The row is what makes a call exist for the
+//! lists, reports and a rerun's resume check (`call_row`); sled's log is recovered as a prefix
+//! after a crash, so a recovered row has its bundle, and a call cut short before its row is
+//! written again whole by the rerun (the bundle overwritten). A call that replaces a stored one
+//! is removed and written in one transaction. Two batches with a call id in common do not
+//! overlap: the second waits ([`InFlight`]).
 //!
 //! The row is computed from the same items with the same steps as `end_call` recomputes it
 //! (`rows.rs`), and the new rows go into the row cache in one merge.
 
+use super::bundle::{self, Kind};
 use super::calls::{check_line, event_suffix, hex, StoredCard};
 use super::{call_prefix, check_id, encode, SledStore, Write};
 use crate::call::{CallMeta, CallStatus, FinishedCall, StoredLine};
@@ -41,10 +38,8 @@ struct Prepared<'a> {
     call_id: &'a str,
     replace: bool,
     row: CallRow,
-    /// The packed values (a removal for each kind the call has none of).
-    data: Vec<Write<'a>>,
-    /// Summary, metadata and row, in that order: written last.
-    index: Vec<Write<'a>>,
+    /// The bundle, then the row.
+    writes: [Write<'a>; 2],
 }
 
 /// The call ids being stored right now, so that two batches sharing one never interleave.
@@ -141,7 +136,7 @@ impl SledStore {
         }
         let mut rows = Vec::with_capacity(planned.len());
         for call in planned.into_iter().flatten() {
-            let writes = call.data.into_iter().chain(call.index);
+            let writes = call.writes;
             if replaced.contains(&call.call_id) {
                 together.extend(writes);
             } else {
@@ -233,30 +228,24 @@ impl SledStore {
         row.lines = u32::try_from(lines.0.len()).unwrap_or(u32::MAX);
         row.apply_summary(&call.summary);
 
-        let data = [
-            (&self.t.lines, lines),
-            (&self.t.alerts, alerts),
-            (&self.t.emotions, emotions),
-            (&self.t.cards, cards),
+        let packed = [
+            (Kind::Lines, lines),
+            (Kind::Alerts, alerts),
+            (Kind::Emotions, emotions),
+            (Kind::Cards, cards),
         ]
-        .into_iter()
-        .map(|(tree, pack)| {
-            let value = (!pack.0.is_empty()).then(|| pack.encode());
-            (tree, call_prefix(call_id), value)
-        })
-        .collect();
+        .map(|(kind, pack)| (kind, (!pack.0.is_empty()).then(|| pack.encode())));
         let id = call_id.as_bytes().to_vec();
-        let index = vec![
-            (&self.t.summaries, id.clone(), Some(encode(&call.summary)?)),
-            (&self.t.calls, id.clone(), Some(encode(&meta)?)),
+        let whole = bundle::encode(&encode(&meta)?, &encode(&call.summary)?, packed);
+        let writes = [
+            (&self.t.bundles, id.clone(), Some(whole)),
             (&self.t.rows, id, Some(encode(&row)?)),
         ];
         Ok(Prepared {
             call_id,
             replace: call.replace,
             row,
-            data,
-            index,
+            writes,
         })
     }
 
@@ -272,6 +261,7 @@ impl SledStore {
         let id = call_id.as_bytes().to_vec();
         for tree in [
             &self.t.summaries,
+            &self.t.bundles,
             &self.t.manual_scores,
             &self.t.calls,
             &self.t.rows,

@@ -1,12 +1,14 @@
 //! The call log on sled: incremental writes, reading a call, trainer edits, retention.
 //!
 //! A call's items (lines, alerts, emotions, cards) are either one key each (`call id` NUL
-//! suffix, written as the call runs) or **packed**: one value under the bare prefix (`call id`
-//! NUL) holding `[suffix hex, item]` pairs, written by [`super::bulk`] for a call stored whole.
-//! Every reader here expands a packed value into the same (suffix, item) pairs the single keys
-//! would hold, so the two forms read the same; appends to a call with packed items skip what
-//! the pack already holds, as they skip an existing key.
+//! suffix, written as the call runs) or **packed** in the call's bundle ([`super::bundle`]:
+//! `[suffix hex, item]` pairs, written by [`super::bulk`] for a call stored whole). Every reader
+//! here expands the packed items into the same (suffix, item) pairs the single keys would hold,
+//! so the two forms read the same; appends to a call with packed items skip what the bundle
+//! already holds, as they skip an existing key. The metadata and the summary are read from
+//! their own trees first, then from the bundle.
 
+use super::bundle::{Bundle, Kind};
 use super::{
     call_key, call_prefix, check_id, decode, encode, key_suffix, read_u64, RowCache, SledStore,
     Write,
@@ -100,7 +102,7 @@ impl SledStore {
         };
         // Only a call stored whole (always ended) has packed items.
         let packed = if ended {
-            PackedSuffixes::read(self, call_id)?
+            PackedSuffixes::of(&Bundle::read(&self.t, call_id)?, call_id)?
         } else {
             PackedSuffixes::default()
         };
@@ -253,7 +255,8 @@ impl SledStore {
         meta.status = CallStatus::Ended;
         meta.ended_at = Some(ended_at);
         let mut cache = self.cache_write();
-        let row = self.compute_row_with(&meta, Some(summary))?;
+        let bundle = Bundle::read(&self.t, call_id)?;
+        let row = self.compute_row_with(&meta, Some(summary), &bundle)?;
         let id = call_id.as_bytes().to_vec();
         self.atomic(&[
             (&self.t.summaries, id.clone(), Some(encode(summary)?)),
@@ -289,19 +292,25 @@ impl SledStore {
     // -- Reading --------------------------------------------------------------------------------
 
     pub(super) fn read_meta(&self, call_id: &str) -> Result<Option<CallMeta>> {
-        self.t
-            .calls
-            .get(call_id.as_bytes())?
-            .map(|raw| decode(&raw))
-            .transpose()
+        match self.t.calls.get(call_id.as_bytes())? {
+            Some(raw) => Ok(Some(decode(&raw)?)),
+            None => Bundle::read(&self.t, call_id)?.meta(),
+        }
     }
 
-    fn read_summary(&self, call_id: &str) -> Result<Option<Summary>> {
-        self.t
-            .summaries
-            .get(call_id.as_bytes())?
-            .map(|raw| decode(&raw))
-            .transpose()
+    /// The metadata when the call's bundle is already read.
+    fn meta_with(&self, call_id: &str, bundle: &Bundle) -> Result<Option<CallMeta>> {
+        match self.t.calls.get(call_id.as_bytes())? {
+            Some(raw) => Ok(Some(decode(&raw)?)),
+            None => bundle.meta(),
+        }
+    }
+
+    fn summary_with(&self, call_id: &str, bundle: &Bundle) -> Result<Option<Summary>> {
+        match self.t.summaries.get(call_id.as_bytes())? {
+            Some(raw) => Ok(Some(decode(&raw)?)),
+            None => bundle.summary(),
+        }
     }
 
     fn read_manual(&self, call_id: &str) -> Result<Option<ManualScore>> {
@@ -317,68 +326,73 @@ impl SledStore {
             Some(item) => read_u64(key_suffix(&item?.0, call_id)).unwrap_or(0),
             None => 0,
         };
-        let last_packed = packed_suffixes(&self.t.lines, call_id)?
+        let last_packed = Bundle::read(&self.t, call_id)?
+            .items::<IgnoredAny>(Kind::Lines, call_id)?
             .iter()
-            .filter_map(|suffix| read_u64(suffix))
+            .filter_map(|(suffix, _)| read_u64(suffix))
             .max()
             .unwrap_or(0);
         Ok(last_key.max(last_packed))
     }
 
     /// Decodes every item stored under the call's prefix in `tree`, with its key suffix, in
-    /// suffix order: single keys and the items of a packed value alike.
+    /// suffix order.
     fn scan_call<T: DeserializeOwned>(
         &self,
         tree: &Tree,
         call_id: &str,
     ) -> Result<Vec<(Vec<u8>, T)>> {
-        let mut items = Vec::new();
-        let mut packed = false;
-        for item in tree.scan_prefix(call_prefix(call_id)) {
-            let (key, value) = item?;
-            let suffix = key_suffix(&key, call_id);
-            if suffix.is_empty() {
-                packed = true;
-                items.extend(decode_packed::<T>(&value, call_id)?);
-            } else {
-                items.push((suffix.to_vec(), decode(&value)?));
-            }
+        tree.scan_prefix(call_prefix(call_id))
+            .map(|item| {
+                let (key, value) = item?;
+                Ok((key_suffix(&key, call_id).to_vec(), decode(&value)?))
+            })
+            .collect()
+    }
+
+    /// A call's items of one kind, packed and single keys alike, in suffix order.
+    fn items<T: DeserializeOwned>(
+        &self,
+        kind: Kind,
+        call_id: &str,
+        bundle: &Bundle,
+    ) -> Result<Vec<(Vec<u8>, T)>> {
+        let mut items = bundle.items(kind, call_id)?;
+        if items.is_empty() {
+            return self.scan_call(self.t.of_kind(kind), call_id);
         }
-        if packed {
-            // The packed value sorts first (the shortest key); items appended after it follow.
+        let appended = self.scan_call(self.t.of_kind(kind), call_id)?;
+        if !appended.is_empty() {
+            items.extend(appended);
             items.sort_by(|a, b| a.0.cmp(&b.0));
         }
         Ok(items)
     }
 
-    /// How many items the call has in `tree` (without decoding single keys).
-    fn count_items(&self, tree: &Tree, call_id: &str) -> Result<usize> {
-        let mut count = 0;
-        for item in tree.scan_prefix(call_prefix(call_id)) {
-            let (key, value) = item?;
-            if key_suffix(&key, call_id).is_empty() {
-                count += decode_packed::<IgnoredAny>(&value, call_id)?.len();
-            } else {
-                count += 1;
-            }
-        }
-        Ok(count)
+    /// How many items of one kind the call has (without decoding single keys).
+    fn count_items(&self, kind: Kind, call_id: &str, bundle: &Bundle) -> Result<usize> {
+        let packed = bundle.items::<IgnoredAny>(kind, call_id)?.len();
+        let single = self
+            .t
+            .of_kind(kind)
+            .scan_prefix(call_prefix(call_id))
+            .keys()
+            .count();
+        Ok(packed + single)
     }
 
-    /// The item at `suffix` in `tree`, single key or packed.
+    /// The item of one kind at `suffix`, single key or packed.
     fn item_at<T: DeserializeOwned>(
         &self,
-        tree: &Tree,
+        kind: Kind,
         call_id: &str,
         suffix: &[u8],
     ) -> Result<Option<T>> {
-        if let Some(raw) = tree.get(call_key(call_id, suffix))? {
+        if let Some(raw) = self.t.of_kind(kind).get(call_key(call_id, suffix))? {
             return Ok(Some(decode(&raw)?));
         }
-        let Some(raw) = tree.get(call_prefix(call_id))? else {
-            return Ok(None);
-        };
-        Ok(decode_packed::<T>(&raw, call_id)?
+        Ok(Bundle::read(&self.t, call_id)?
+            .items::<T>(kind, call_id)?
             .into_iter()
             .find(|(s, _)| s == suffix)
             .map(|(_, item)| item))
@@ -393,11 +407,12 @@ impl SledStore {
     }
 
     pub(super) fn get_call_impl(&self, call_id: &str) -> Result<Option<CallRecord>> {
-        let Some(meta) = self.read_meta(call_id)? else {
+        let bundle = Bundle::read(&self.t, call_id)?;
+        let Some(meta) = self.meta_with(call_id, &bundle)? else {
             return Ok(None);
         };
         let lines: Vec<StoredLine> = self
-            .scan_call(&self.t.lines, call_id)?
+            .items(Kind::Lines, call_id, &bundle)?
             .into_iter()
             .map(|(_, line)| line)
             .collect();
@@ -408,7 +423,7 @@ impl SledStore {
             .collect();
         let line_finder = LineFinder::new(&lines);
         let alerts = self
-            .scan_call::<Alert>(&self.t.alerts, call_id)?
+            .items::<Alert>(Kind::Alerts, call_id, &bundle)?
             .into_iter()
             .map(|(suffix, alert)| {
                 let id = hex(&suffix);
@@ -421,14 +436,14 @@ impl SledStore {
             })
             .collect();
         let emotions = self
-            .scan_call::<Emotion>(&self.t.emotions, call_id)?
+            .items::<Emotion>(Kind::Emotions, call_id, &bundle)?
             .into_iter()
             .map(|(_, e)| e)
             .collect();
         let actions = self.card_actions(call_id)?;
         let ended = meta.status == CallStatus::Ended;
         let cards = self
-            .scan_call::<StoredCard>(&self.t.cards, call_id)?
+            .items::<StoredCard>(Kind::Cards, call_id, &bundle)?
             .into_iter()
             .map(|(_, card)| CardShown {
                 reaction: match actions.get(&card.card_id) {
@@ -450,7 +465,7 @@ impl SledStore {
             .map(|(_, c)| c)
             .collect();
         Ok(Some(CallRecord {
-            summary: self.read_summary(call_id)?,
+            summary: self.summary_with(call_id, &bundle)?,
             manual_score: self.read_manual(call_id)?,
             meta,
             lines,
@@ -463,26 +478,32 @@ impl SledStore {
 
     /// A call's row computed from its stored data.
     pub(super) fn compute_row(&self, meta: &CallMeta) -> Result<CallRow> {
-        let summary = self.read_summary(&meta.call_id)?;
-        self.compute_row_with(meta, summary.as_ref())
+        let bundle = Bundle::read(&self.t, &meta.call_id)?;
+        let summary = self.summary_with(&meta.call_id, &bundle)?;
+        self.compute_row_with(meta, summary.as_ref(), &bundle)
     }
 
-    fn compute_row_with(&self, meta: &CallMeta, summary: Option<&Summary>) -> Result<CallRow> {
+    fn compute_row_with(
+        &self,
+        meta: &CallMeta,
+        summary: Option<&Summary>,
+        bundle: &Bundle,
+    ) -> Result<CallRow> {
         let call_id = meta.call_id.as_str();
         let mut row = CallRow::new(meta);
-        let line_count = self.count_items(&self.t.lines, call_id)?;
+        let line_count = self.count_items(Kind::Lines, call_id, bundle)?;
         row.lines = u32::try_from(line_count).unwrap_or(u32::MAX);
-        for (_, alert) in self.scan_call::<Alert>(&self.t.alerts, call_id)? {
+        for (_, alert) in self.items::<Alert>(Kind::Alerts, call_id, bundle)? {
             row.add_alert(&alert);
         }
         for (_, record) in self.scan_call::<VerdictRecord>(&self.t.verdicts, call_id)? {
             row.count_verdict(&record.rule, record.verdict.kind, 1);
         }
-        for (_, emotion) in self.scan_call::<Emotion>(&self.t.emotions, call_id)? {
+        for (_, emotion) in self.items::<Emotion>(Kind::Emotions, call_id, bundle)? {
             row.add_emotion(&emotion);
         }
         let actions = self.card_actions(call_id)?;
-        for (_, card) in self.scan_call::<StoredCard>(&self.t.cards, call_id)? {
+        for (_, card) in self.items::<StoredCard>(Kind::Cards, call_id, bundle)? {
             row.add_card(
                 &card.card_id,
                 card.kind,
@@ -510,7 +531,7 @@ impl SledStore {
             return Err(StoreError::not_found("call", call_id));
         }
         if self
-            .item_at::<IgnoredAny>(&self.t.lines, call_id, &line_seq.to_be_bytes())?
+            .item_at::<IgnoredAny>(Kind::Lines, call_id, &line_seq.to_be_bytes())?
             .is_none()
         {
             return Err(StoreError::not_found(
@@ -555,7 +576,7 @@ impl SledStore {
         let not_found = || StoreError::not_found("alert", format!("{call_id}/{alert_id}"));
         let suffix = unhex(alert_id).ok_or_else(not_found)?;
         let alert: Alert = self
-            .item_at(&self.t.alerts, call_id, &suffix)?
+            .item_at(Kind::Alerts, call_id, &suffix)?
             .ok_or_else(not_found)?;
         let key = call_key(call_id, alert_id.as_bytes());
         let mut cache = self.cache_write();
@@ -660,6 +681,7 @@ impl SledStore {
         let mut cache = self.cache_write();
         self.atomic(&[
             (&self.t.summaries, id.clone(), None),
+            (&self.t.bundles, id.clone(), None),
             (&self.t.manual_scores, id.clone(), None),
             (&self.t.calls, id.clone(), None),
             (&self.t.rows, id, None),
@@ -699,7 +721,7 @@ pub(super) fn check_line(call_id: &str, line: &StoredLine) -> Result<()> {
     Ok(())
 }
 
-/// The suffixes a call's packed values hold, per kind (empty for a call without any).
+/// The suffixes a call's bundle holds, per kind (empty for a call without one).
 #[derive(Default)]
 struct PackedSuffixes {
     lines: HashSet<Vec<u8>>,
@@ -709,38 +731,21 @@ struct PackedSuffixes {
 }
 
 impl PackedSuffixes {
-    fn read(store: &SledStore, call_id: &str) -> Result<PackedSuffixes> {
+    fn of(bundle: &Bundle, call_id: &str) -> Result<PackedSuffixes> {
+        let suffixes = |kind| -> Result<HashSet<Vec<u8>>> {
+            Ok(bundle
+                .items::<IgnoredAny>(kind, call_id)?
+                .into_iter()
+                .map(|(suffix, _)| suffix)
+                .collect())
+        };
         Ok(PackedSuffixes {
-            lines: packed_suffixes(&store.t.lines, call_id)?,
-            alerts: packed_suffixes(&store.t.alerts, call_id)?,
-            emotions: packed_suffixes(&store.t.emotions, call_id)?,
-            cards: packed_suffixes(&store.t.cards, call_id)?,
+            lines: suffixes(Kind::Lines)?,
+            alerts: suffixes(Kind::Alerts)?,
+            emotions: suffixes(Kind::Emotions)?,
+            cards: suffixes(Kind::Cards)?,
         })
     }
-}
-
-fn packed_suffixes(tree: &Tree, call_id: &str) -> Result<HashSet<Vec<u8>>> {
-    Ok(match tree.get(call_prefix(call_id))? {
-        Some(raw) => decode_packed::<IgnoredAny>(&raw, call_id)?
-            .into_iter()
-            .map(|(suffix, _)| suffix)
-            .collect(),
-        None => HashSet::new(),
-    })
-}
-
-/// A packed value: `[[suffix hex, item], ...]`, as (suffix, item) pairs.
-fn decode_packed<T: DeserializeOwned>(raw: &[u8], call_id: &str) -> Result<Vec<(Vec<u8>, T)>> {
-    decode::<Vec<(String, T)>>(raw)?
-        .into_iter()
-        .map(|(suffix, item)| {
-            unhex(&suffix).map(|s| (s, item)).ok_or_else(|| {
-                StoreError::Serialization(format!(
-                    "a packed item of call {call_id} has a bad key {suffix:?}"
-                ))
-            })
-        })
-        .collect()
 }
 
 /// Inserts `value` at `key` unless the key exists; returns whether it was inserted.
@@ -781,7 +786,7 @@ pub(super) fn hex(bytes: &[u8]) -> String {
     out
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+pub(super) fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }

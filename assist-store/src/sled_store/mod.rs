@@ -14,6 +14,7 @@
 
 mod accounts;
 mod bulk;
+mod bundle;
 mod cache;
 mod calls;
 mod console;
@@ -99,6 +100,8 @@ struct Trees {
     card_actions: Tree,
     /// call id -> `Summary`.
     summaries: Tree,
+    /// call id -> a call stored whole: metadata, summary and items in one value ([`bundle`]).
+    bundles: Tree,
     /// call id -> [`ManualScore`].
     manual_scores: Tree,
     /// call id, comment id -> [`Comment`].
@@ -132,6 +135,7 @@ impl Trees {
             cards: db.open_tree("cards")?,
             card_actions: db.open_tree("card_actions")?,
             summaries: db.open_tree("summaries")?,
+            bundles: db.open_tree("bundles")?,
             manual_scores: db.open_tree("manual_scores")?,
             comments: db.open_tree("comments")?,
             users: db.open_tree("users")?,
@@ -142,6 +146,16 @@ impl Trees {
             audit: db.open_tree("audit")?,
             settings: db.open_tree("settings")?,
         })
+    }
+
+    /// The tree of a kind of item.
+    fn of_kind(&self, kind: bundle::Kind) -> &Tree {
+        match kind {
+            bundle::Kind::Lines => &self.lines,
+            bundle::Kind::Alerts => &self.alerts,
+            bundle::Kind::Emotions => &self.emotions,
+            bundle::Kind::Cards => &self.cards,
+        }
     }
 
     /// The trees keyed by call id + NUL + suffix.
@@ -185,12 +199,12 @@ impl SledStore {
             }
             _ => StoreError::Open {
                 path: path.clone(),
-                source,
+                error: source,
             },
         };
         let db = config.open().map_err(open_error)?;
         let t = Trees::open(&db).map_err(open_error)?;
-        check_schema(&t.meta, &path)?;
+        check_schema(&t, &path)?;
         let store = SledStore {
             path,
             options,
@@ -307,11 +321,12 @@ impl SledStore {
 }
 
 /// Writes the schema version into a new store, upgrades an older one, refuses a newer one.
-fn check_schema(meta: &Tree, path: &Path) -> Result<()> {
-    let open_error = |source| StoreError::Open {
+fn check_schema(t: &Trees, path: &Path) -> Result<()> {
+    let open_error = |error| StoreError::Open {
         path: path.to_path_buf(),
-        source,
+        error,
     };
+    let meta = &t.meta;
     match meta.get(SCHEMA_KEY).map_err(open_error)? {
         None => {
             meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
@@ -323,22 +338,22 @@ fn check_schema(meta: &Tree, path: &Path) -> Result<()> {
                 .map(u32::from_be_bytes)
                 .unwrap_or(u32::MAX);
             if found > SCHEMA_VERSION || found == 0 {
-                Err(StoreError::Schema {
+                return Err(StoreError::Schema {
                     path: path.to_path_buf(),
                     found,
                     supported: SCHEMA_VERSION,
-                })
-            } else {
-                if found < SCHEMA_VERSION {
-                    // 1 -> 2 added packed items: version 1 data is valid as it is; the new
-                    // number keeps older builds, which cannot read packed items, out.
-                    meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
-                        .map_err(open_error)?;
-                    meta.flush().map_err(open_error)?;
-                    tracing::info!(from = found, to = SCHEMA_VERSION, path = %path.display(), "store schema upgraded");
-                }
-                Ok(())
+                });
             }
+            if found < SCHEMA_VERSION {
+                // 1 -> 2 added packed items (version 1 has none); 2 -> 3 moves them into
+                // bundles. The version is raised only once the data is upgraded.
+                let moved = bundle::upgrade_packed_values(t)?;
+                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
+                    .map_err(open_error)?;
+                meta.flush().map_err(open_error)?;
+                tracing::info!(from = found, to = SCHEMA_VERSION, moved, path = %path.display(), "store schema upgraded");
+            }
+            Ok(())
         }
     }
 }

@@ -9,7 +9,7 @@ use assist_protocol::{
 };
 use assist_store::{
     CallMeta, CallSource, CallStatus, CallStore, Durability, FinishedCall, PasswordCost, SledStore,
-    StoreOptions, StoredLine, UnixMs,
+    StoreError, StoreOptions, StoredLine, UnixMs,
 };
 use std::path::Path;
 
@@ -33,8 +33,34 @@ pub fn bulk_options() -> StoreOptions {
     }
 }
 
+/// Opens the store in `dir`, waiting for a store of it just dropped to let go: sled's flusher
+/// thread holds the directory's lock until its next wake-up (up to 500 ms after the drop).
 pub fn open(dir: &Path) -> SledStore {
-    SledStore::open_with(dir, options()).expect("store opens")
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match SledStore::open_with(dir, options()) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            result => return result.expect("store opens"),
+        }
+    }
+}
+
+/// sled itself on a store's directory (to look under the store or change it as a crash or an
+/// older build would), waiting like [`open`] for a dropped store to let go.
+pub fn raw_sled(dir: &Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::open(dir) {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("lock") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            result => return result.expect("raw sled"),
+        }
+    }
 }
 
 pub fn temp_store() -> (tempfile::TempDir, SledStore) {
