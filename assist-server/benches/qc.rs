@@ -147,6 +147,7 @@ fn config(
         cards: false,
         progress: false,
         print_problems: false,
+        watch: None,
     }
 }
 

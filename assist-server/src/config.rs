@@ -32,6 +32,10 @@ pub struct FileConfig {
     pub retention_days: Option<u32>,
     /// How long a login token is valid, in seconds.
     pub token_ttl_seconds: Option<u64>,
+    /// The folder batch QC jobs read from (`POST /api/v1/qc/jobs`); unset: no jobs.
+    pub batch_dir: Option<PathBuf>,
+    /// The Vosk model batch QC jobs transcribe recordings with.
+    pub batch_model: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +86,8 @@ pub struct ServeSettings {
     pub data_dir: Option<PathBuf>,
     pub retention_days: u32,
     pub token_ttl: Duration,
+    pub batch_dir: Option<PathBuf>,
+    pub batch_model: Option<PathBuf>,
 }
 
 /// What the command line (and environment, through clap) gave.
@@ -95,6 +101,8 @@ pub struct ServeOverrides {
     pub retention_days: Option<u32>,
     pub token_ttl_seconds: Option<u64>,
     pub idle_call_seconds: Option<u64>,
+    pub batch_dir: Option<PathBuf>,
+    pub batch_model: Option<PathBuf>,
 }
 
 impl ServeSettings {
@@ -154,6 +162,8 @@ impl ServeSettings {
                     .unwrap_or(DEFAULT_TOKEN_TTL_SECONDS)
                     .max(1),
             ),
+            batch_dir: overrides.batch_dir.or(file.batch_dir),
+            batch_model: overrides.batch_model.or(file.batch_model),
         })
     }
 }

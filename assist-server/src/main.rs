@@ -67,6 +67,13 @@ enum Command {
         /// Seconds without traffic after which a call is ended by the server. Default 900.
         #[arg(long, env = "ASSIST_IDLE_CALL_SECS")]
         idle_call_secs: Option<u64>,
+        /// The folder batch QC jobs read recordings and chat logs from (`POST
+        /// /api/v1/qc/jobs`, docs/qc.md); without one the server runs no jobs.
+        #[arg(long, env = "ASSIST_BATCH_DIR")]
+        batch_dir: Option<PathBuf>,
+        /// The Vosk model batch QC jobs transcribe recordings with.
+        #[arg(long, env = "ASSIST_BATCH_MODEL")]
+        batch_model: Option<PathBuf>,
     },
     /// Manage console users in the store (the server must not be running on the data dir).
     User {
@@ -126,6 +133,8 @@ fn main() -> ExitCode {
             retention_days,
             token_ttl_secs,
             idle_call_secs,
+            batch_dir,
+            batch_model,
         } => serve(
             ServeOverrides {
                 listen,
@@ -136,6 +145,8 @@ fn main() -> ExitCode {
                 retention_days,
                 token_ttl_seconds: token_ttl_secs,
                 idle_call_seconds: idle_call_secs,
+                batch_dir,
+                batch_model,
             },
             config,
         ),
@@ -208,6 +219,8 @@ fn serve(overrides: ServeOverrides, config: Option<PathBuf>) -> Result<ExitCode>
         idle_call_ttl: settings.idle_call_ttl,
         token_ttl: settings.token_ttl,
         retention_days: settings.retention_days,
+        batch_dir: settings.batch_dir.clone(),
+        batch_model: settings.batch_model.clone(),
     };
     let (state, generated) = setup::service(
         &data_dir,

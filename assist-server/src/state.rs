@@ -101,6 +101,10 @@ pub struct Settings {
     pub token_ttl: Duration,
     /// Ended calls older than this are purged (0 = keep forever).
     pub retention_days: u32,
+    /// The folder batch QC jobs read from; `None`: no jobs.
+    pub batch_dir: Option<std::path::PathBuf>,
+    /// The Vosk model batch QC jobs transcribe recordings with.
+    pub batch_model: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -109,6 +113,8 @@ impl Default for Settings {
             idle_call_ttl: Duration::from_secs(15 * 60),
             token_ttl: Duration::from_secs(12 * 3600),
             retention_days: 365,
+            batch_dir: None,
+            batch_model: None,
         }
     }
 }
@@ -131,6 +137,8 @@ pub struct AppState {
     pub last_purge: Mutex<Option<UnixMs>>,
     /// Failed sign-ins per username.
     pub login_throttle: crate::web::throttle::LoginThrottle,
+    /// Batch QC jobs run by this server since it started.
+    pub batch_jobs: crate::web::batch::BatchJobs,
 }
 
 impl AppState {
@@ -152,6 +160,7 @@ impl AppState {
             publish_lock: tokio::sync::Mutex::new(()),
             last_purge: Mutex::new(None),
             login_throttle: Default::default(),
+            batch_jobs: Default::default(),
         })
     }
 

@@ -228,6 +228,7 @@ pub fn qc(args: QcArgs) -> Result<ExitCode> {
         cards: args.cards,
         progress: !args.no_progress,
         print_problems: true,
+        watch: None,
     };
     let summary = run(config)?;
     let mut out = std::io::stdout().lock();

@@ -19,7 +19,7 @@ use super::chat;
 use super::discover::{discover, Format, InputFile};
 use super::inspect::{inspect, InspectOptions, Inspected};
 use super::lines::{Line, LineReader};
-use super::report::{Progress, QcSummary};
+use super::report::{Progress, QcSummary, QcWatch};
 use super::transcript::{self, modified_ms, ReadOptions};
 use super::{ids, Conversation, Problem, ReadItem};
 use assist_asr::asr::AsrModel;
@@ -86,6 +86,8 @@ pub struct QcConfig {
     pub progress: bool,
     /// Print each problem on stderr as it happens.
     pub print_problems: bool,
+    /// Someone watching the run's progress (the server's batch QC jobs).
+    pub watch: Option<Arc<Mutex<QcWatch>>>,
 }
 
 /// What readers and workers hand the calling thread.
@@ -125,7 +127,7 @@ pub fn run(config: QcConfig) -> anyhow::Result<QcSummary> {
     let started = Instant::now();
     let (files, discovery_problems) = discover(&config.paths);
     let total_bytes: u64 = files.iter().map(|f| f.bytes).sum();
-    let mut progress = Progress::new(total_bytes, config.progress);
+    let mut progress = Progress::new(total_bytes, config.progress, config.watch.clone());
     let mut summary = QcSummary {
         pack: config.pack_label.clone(),
         stored: config.store.is_some(),
@@ -264,6 +266,7 @@ pub fn run(config: QcConfig) -> anyhow::Result<QcSummary> {
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     summary.conversations_per_second = summary.inspected as f64 / summary.elapsed_seconds.max(1e-9);
     summary.peak_rss_kib = super::report::peak_rss_kib();
+    progress.update_watch(&summary);
     Ok(summary)
 }
 

@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Problems kept in the summary (all are printed as they happen; the count is exact).
@@ -157,16 +158,26 @@ impl QcSummary {
     }
 }
 
+/// A run's progress as someone else watches it (the server's batch QC jobs): input bytes read
+/// of all, and the summary so far. Updated a few times a second and at the end.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct QcWatch {
+    pub bytes_total: u64,
+    pub bytes_read: u64,
+    pub summary: QcSummary,
+}
+
 /// The progress bar: bytes of input read, with rate and ETA, and the running counts.
 pub struct Progress {
     bar: ProgressBar,
     started: Instant,
     last_message: Instant,
+    watch: Option<Arc<Mutex<QcWatch>>>,
 }
 
 impl Progress {
     /// A bar over `total_bytes`; drawn on stderr when it is a terminal and `visible`.
-    pub fn new(total_bytes: u64, visible: bool) -> Progress {
+    pub fn new(total_bytes: u64, visible: bool, watch: Option<Arc<Mutex<QcWatch>>>) -> Progress {
         let target = if visible {
             ProgressDrawTarget::stderr_with_hz(5)
         } else {
@@ -180,10 +191,14 @@ impl Progress {
         bar.set_style(style);
         bar.enable_steady_tick(Duration::from_millis(200));
         let now = Instant::now();
+        if let Some(watch) = &watch {
+            lock(watch).bytes_total = total_bytes;
+        }
         Progress {
             bar,
             started: now,
             last_message: now,
+            watch,
         }
     }
 
@@ -197,6 +212,7 @@ impl Progress {
             return;
         }
         self.last_message = Instant::now();
+        self.update_watch(summary);
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         self.bar.set_message(format!(
             "{} inspected ({:.0}/s), {} skipped, {} failed",
@@ -212,7 +228,22 @@ impl Progress {
         self.bar.suspend(|| eprintln!("{line}"));
     }
 
+    /// Gives the watcher the counts so far.
+    pub fn update_watch(&self, summary: &QcSummary) {
+        if let Some(watch) = &self.watch {
+            let mut watch = lock(watch);
+            watch.bytes_read = self.bar.position();
+            watch.summary = summary.clone();
+        }
+    }
+
     pub fn finish(&self) {
         self.bar.finish_and_clear();
     }
+}
+
+fn lock(watch: &Mutex<QcWatch>) -> std::sync::MutexGuard<'_, QcWatch> {
+    watch
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod batch;
 pub mod calls;
 pub mod console;
 pub mod error;
@@ -365,6 +366,28 @@ pub fn table() -> Vec<Route> {
             "admin",
             "Run the retention purge now",
             post(admin::purge),
+        ),
+        // Batch QC on the running server.
+        route(
+            M::POST,
+            "/api/v1/qc/jobs",
+            "admin",
+            "Start a batch QC job on files of the batch folder",
+            post(batch::start),
+        ),
+        route(
+            M::GET,
+            "/api/v1/qc/jobs",
+            "admin",
+            "Batch QC jobs, newest first",
+            get(batch::list),
+        ),
+        route(
+            M::GET,
+            "/api/v1/qc/jobs/{id}",
+            "admin",
+            "One batch QC job and its progress",
+            get(batch::get_one),
         ),
     ]
 }

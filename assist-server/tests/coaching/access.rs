@@ -172,6 +172,22 @@ fn table() -> Vec<Row> {
             [401, 201, 403, 403, 201],
         ),
         row(M::GET, "/api/v1/tasks", "/api/v1/tasks", None, ANY),
+        // This server has no batch folder: the admin gets 409 `batch_off`.
+        row(
+            M::POST,
+            "/api/v1/qc/jobs",
+            "/api/v1/qc/jobs",
+            Some(r#"{"paths":["."]}"#),
+            [401, 403, 403, 403, 409],
+        ),
+        row(M::GET, "/api/v1/qc/jobs", "/api/v1/qc/jobs", None, ADMIN),
+        row(
+            M::GET,
+            "/api/v1/qc/jobs/{id}",
+            "/api/v1/qc/jobs/1",
+            None,
+            [401, 403, 403, 403, 404],
+        ),
         row(
             M::POST,
             "/api/v1/tasks",

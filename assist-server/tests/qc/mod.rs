@@ -4,7 +4,7 @@
 
 pub mod gen;
 
-use crate::common::api::Api;
+use crate::common::api::{agent_call, Api};
 use crate::common::*;
 use assist_protocol::{Channel, ClientMessage, Event, ServerMessage, Speaker};
 use assist_store::{CallFilter, CallStore, Page, SledStore, SourceKind, StoreOptions};
@@ -1072,4 +1072,142 @@ fn interleaved_chats_within_the_window_are_whole_and_a_conversation_that_comes_b
     assert_problem(&all, &location, &["closed", "--window"]);
     assert_eq!(summary["problems"][0]["conversation"], "a");
     assert_eq!(summary["utterances"], 6);
+}
+
+/// Polls a batch QC job until it is no longer running.
+async fn finished_job(api: &Api, token: &str, id: u64) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let job = api
+            .get(&format!("/api/v1/qc/jobs/{id}"), token)
+            .await
+            .expect(200);
+        if job["state"] != "running" {
+            return job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {id} still running: {job:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_qc_job_on_the_running_server_inspects_the_batch_folder_while_agents_are_served() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let batch = tempfile::tempdir().expect("tempdir");
+    let day = batch.path().join("day1");
+    std::fs::create_dir_all(&day).expect("mkdir");
+    let (cases, channels) = write_set(&day, 2);
+    std::fs::write(day.join("broken.csv"), "conversation_id,text\nx1,hello\n").expect("write");
+    let batch_dir = batch.path().to_str().expect("utf-8");
+    let server = Server::start_on(data.path(), &default_pack(), &["--batch-dir", batch_dir]);
+    let api = Api::new(&server.http());
+    let admin = api.admin().await;
+    let agent = api.user(&admin, "job-a1", "agent", Some("t1")).await;
+    let lead = api.user(&admin, "job-l1", "lead", Some("t1")).await;
+
+    // Only an admin starts jobs; paths stay in the batch folder.
+    let r = api
+        .post("/api/v1/qc/jobs", &lead, &json!({"paths": ["day1"]}))
+        .await;
+    assert_eq!(r.status.as_u16(), 403, "{:?}", r.body);
+    let r = api
+        .post(
+            "/api/v1/qc/jobs",
+            &admin,
+            &json!({"paths": ["day1", "../", "nope"]}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 422, "{:?}", r.body);
+    let details = r.body["error"]["details"].to_string();
+    assert!(
+        details.contains("\"../\"") && details.contains("\"nope\"") && !details.contains("day1"),
+        "{details}"
+    );
+
+    let started = api
+        .post("/api/v1/qc/jobs", &admin, &json!({"paths": ["day1"]}))
+        .await
+        .expect(202);
+    let id = started["id"].as_u64().expect("job id");
+    // Agents are served meanwhile: a live call raises its alert.
+    let mut ws = agent_call(&server.url(), "job-a1", &agent, "live-during-job", "zh").await;
+    let replies = ws
+        .say(utterance(1, Speaker::Agent, 0.0, "这款产品保本保收益"))
+        .await;
+    assert!(
+        events(replies).iter().any(|e| matches!(e, Event::Alert(_))),
+        "the live call is inspected while the job runs"
+    );
+    ws.end(3.0).await;
+    drop(ws);
+
+    let job = finished_job(&api, &admin, id).await;
+    assert_eq!(job["state"], "done", "{job:#}");
+    let summary = &job["summary"];
+    assert_eq!(summary["inspected"], cases.len(), "{summary:#}");
+    assert_eq!(summary["skipped"], 0);
+    assert_eq!(summary["failed"], 1, "the broken CSV: {summary:#}");
+    assert!(
+        summary["problems"].to_string().contains("broken.csv"),
+        "{summary:#}"
+    );
+    assert_eq!(job["bytes_read"], job["bytes_total"], "{job:#}");
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for case in &cases {
+        for (rule, n) in case.expected_on(channels[&case.id]) {
+            *expected.entry(rule).or_default() += u64::from(n);
+        }
+    }
+    let got: BTreeMap<String, u64> =
+        serde_json::from_value(summary["hits_by_rule"].clone()).expect("hits_by_rule");
+    assert_eq!(got, expected);
+
+    // In the server's own store, as batch calls, next to the live one.
+    let list = api.get("/api/v1/calls?limit=500", &admin).await.expect(200);
+    assert_eq!(list["total"], cases.len() + 1, "{list:#}");
+    let batch_call = list["calls"]
+        .as_array()
+        .expect("calls")
+        .iter()
+        .filter_map(|c| c["call_id"].as_str())
+        .find(|id| *id != "live-during-job")
+        .expect("a batch call")
+        .to_string();
+    let call = api
+        .get(&format!("/api/v1/calls/{batch_call}"), &admin)
+        .await
+        .expect(200);
+    assert!(call.to_string().contains("\"batch\""), "{call:#}");
+
+    // Again: everything is skipped (resume); the list shows both jobs, newest first, and the
+    // audit log who started them.
+    let again = api
+        .post("/api/v1/qc/jobs", &admin, &json!({"paths": ["day1"]}))
+        .await
+        .expect(202);
+    let again = finished_job(&api, &admin, again["id"].as_u64().expect("id")).await;
+    assert_eq!(again["summary"]["inspected"], 0, "{again:#}");
+    assert_eq!(again["summary"]["skipped"], cases.len(), "{again:#}");
+    let jobs = api.get("/api/v1/qc/jobs", &admin).await.expect(200);
+    let ids: Vec<u64> = jobs["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter_map(|j| j["id"].as_u64())
+        .collect();
+    assert_eq!(ids, vec![id + 1, id]);
+    let audit = api
+        .get("/api/v1/audit?action=qc_job", &admin)
+        .await
+        .expect(200);
+    assert_eq!(
+        audit["entries"].as_array().map(Vec::len),
+        Some(2),
+        "{audit:#}"
+    );
+    let r = api.get("/api/v1/qc/jobs/999", &admin).await;
+    assert_eq!(r.status.as_u16(), 404);
 }

@@ -1,0 +1,398 @@
+//! Batch QC jobs on the running server: `POST /api/v1/qc/jobs` inspects recordings, chat logs
+//! and transcripts under the server's batch folder (`serve --batch-dir`) with the published
+//! pack, into the server's own call store, while agents keep being served.
+//!
+//! `assist-server qc` cannot open a data dir that a running server holds (sled locks it), so
+//! this is how a QA manager inspects the day's recordings without stopping the live service.
+//! A job is the `qc` pipeline itself ([`crate::qc::pipeline::run`]: same readers, engine,
+//! resume, per-item problems and summary) with **one** worker, so the live path keeps a core;
+//! one job runs at a time. Paths are relative to the batch folder and may not leave it.
+//! Jobs are kept in memory (the last [`KEPT_JOBS`]); what they inspected is in the store, and
+//! a job started again after a restart skips it.
+
+use super::auth::Caller;
+use super::error::{ApiError, Body};
+use super::{audit, mutate};
+use crate::qc::pipeline::{run, AudioConfig, QcConfig};
+use crate::qc::report::QcWatch;
+use crate::qc::transcript::ReadOptions;
+use crate::state::{now_ms, AppState};
+use assist_engine::Knowledge;
+use assist_store::{Role, UnixMs};
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Finished jobs kept for `GET /api/v1/qc/jobs` (the oldest go first).
+pub const KEPT_JOBS: usize = 50;
+
+/// The audit action of a started job.
+pub const AUDIT_QC_JOB: &str = "qc_job";
+
+/// The jobs this server ran since it started.
+#[derive(Default)]
+pub struct BatchJobs {
+    jobs: Mutex<Vec<Arc<Job>>>,
+}
+
+impl BatchJobs {
+    fn lock(&self) -> MutexGuard<'_, Vec<Arc<Job>>> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// One job: what was asked, and its progress.
+struct Job {
+    id: u64,
+    paths: Vec<String>,
+    force: bool,
+    requested_by: String,
+    pack: String,
+    started_at: UnixMs,
+    watch: Arc<Mutex<QcWatch>>,
+    end: Mutex<Option<JobEnd>>,
+}
+
+struct JobEnd {
+    finished_at: UnixMs,
+    /// The run's own failure (the store refused writes...); per-item problems are in the
+    /// summary.
+    error: Option<String>,
+}
+
+/// `POST /api/v1/qc/jobs` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewJob {
+    /// Files and folders relative to the batch folder (`"."`: all of it).
+    pub paths: Vec<String>,
+    /// Inspect again what the store already has.
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Running,
+    Done,
+    Failed,
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct JobView {
+    pub id: u64,
+    pub state: JobState,
+    pub paths: Vec<String>,
+    pub force: bool,
+    pub requested_by: String,
+    /// The pack the job inspects with (`name version`).
+    pub pack: String,
+    pub started_at: UnixMs,
+    pub finished_at: Option<UnixMs>,
+    pub error: Option<String>,
+    /// Input bytes read of all (recordings count when transcribed).
+    pub bytes_read: u64,
+    pub bytes_total: u64,
+    /// The counts so far: what `qc --json` prints (inspected, skipped, failed, bad rows, hits
+    /// by category and rule, the first problems with their locations...).
+    pub summary: crate::qc::report::QcSummary,
+}
+
+impl Job {
+    fn view(&self) -> JobView {
+        let watch = lock(&self.watch).clone();
+        let end = self
+            .end
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (state, finished_at, error) = match &*end {
+            None => (JobState::Running, None, None),
+            Some(end) => (
+                if end.error.is_some() {
+                    JobState::Failed
+                } else {
+                    JobState::Done
+                },
+                Some(end.finished_at),
+                end.error.clone(),
+            ),
+        };
+        JobView {
+            id: self.id,
+            state,
+            paths: self.paths.clone(),
+            force: self.force,
+            requested_by: self.requested_by.clone(),
+            pack: self.pack.clone(),
+            started_at: self.started_at,
+            finished_at,
+            error,
+            bytes_read: watch.bytes_read,
+            bytes_total: watch.bytes_total,
+            summary: watch.summary,
+        }
+    }
+
+    fn running(&self) -> bool {
+        self.end
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_none()
+    }
+}
+
+fn lock(watch: &Mutex<QcWatch>) -> MutexGuard<'_, QcWatch> {
+    watch
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobList {
+    /// Newest first.
+    pub jobs: Vec<JobView>,
+}
+
+/// `GET /api/v1/qc/jobs`.
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<JobList>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let jobs = state
+        .batch_jobs
+        .lock()
+        .iter()
+        .rev()
+        .map(|j| j.view())
+        .collect();
+    Ok(Json(JobList { jobs }))
+}
+
+/// `GET /api/v1/qc/jobs/{id}`.
+pub async fn get_one(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<JobView>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let job = id
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| state.batch_jobs.lock().iter().find(|j| j.id == id).cloned())
+        .ok_or_else(|| ApiError::not_found("qc job"))?;
+    Ok(Json(job.view()))
+}
+
+/// `POST /api/v1/qc/jobs`: 202 with the job; its progress at `GET /api/v1/qc/jobs/{id}`.
+pub async fn start(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Body(body): Body<NewJob>,
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    caller.require(&[Role::Admin])?;
+    let Some(root) = state.settings.batch_dir.clone() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "batch_off",
+            "this server has no batch folder: start it with --batch-dir DIR (or batch_dir in the config) to run QC jobs",
+        ));
+    };
+    let paths = resolve_paths(&root, &body.paths)?;
+
+    let served = Arc::clone(state.packs.load().global());
+    let pack = served.pack_version();
+    let job = {
+        let mut jobs = state.batch_jobs.lock();
+        if let Some(running) = jobs.iter().find(|j| j.running()) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "job_running",
+                format!(
+                    "QC job {} is still running: one job at a time (see GET /api/v1/qc/jobs/{})",
+                    running.id, running.id
+                ),
+            ));
+        }
+        let id = jobs.last().map_or(1, |j| j.id + 1);
+        let job = Arc::new(Job {
+            id,
+            paths: body.paths.clone(),
+            force: body.force,
+            requested_by: caller.name().to_string(),
+            pack: pack.clone(),
+            started_at: now_ms(),
+            watch: Arc::new(Mutex::new(QcWatch::default())),
+            end: Mutex::new(None),
+        });
+        jobs.push(Arc::clone(&job));
+        let finished = jobs.len().saturating_sub(KEPT_JOBS);
+        jobs.drain(..finished);
+        job
+    };
+
+    let detail = format!("{} (force: {})", body.paths.join(", "), body.force);
+    let (actor, target) = (caller.name().to_string(), format!("qc_job@{}", job.id));
+    mutate(&state, move |store| {
+        audit(store, &actor, AUDIT_QC_JOB, &target, &detail)
+    })
+    .await?;
+
+    let config = QcConfig {
+        paths,
+        read: ReadOptions::default(),
+        audio: AudioConfig {
+            model: state.settings.batch_model.clone(),
+            ..AudioConfig::default()
+        },
+        engine: Arc::clone(&served.loaded.engine),
+        knowledge: Arc::clone(&served.loaded.knowledge) as Arc<dyn Knowledge>,
+        pack_label: pack,
+        store: Some(Arc::clone(&state.store)),
+        force: body.force,
+        // One worker: the live path keeps the other core.
+        jobs: 1,
+        cards: false,
+        progress: false,
+        print_problems: false,
+        watch: Some(Arc::clone(&job.watch)),
+    };
+    let running = Arc::clone(&job);
+    let spawned = std::thread::Builder::new()
+        .name(format!("qc-job-{}", job.id))
+        .spawn(move || {
+            tracing::info!(job = running.id, paths = ?running.paths, "qc job started");
+            let error = match run(config) {
+                Ok(summary) => {
+                    tracing::info!(
+                        job = running.id,
+                        inspected = summary.inspected,
+                        skipped = summary.skipped,
+                        failed = summary.failed,
+                        bad_rows = summary.bad_rows,
+                        "qc job done"
+                    );
+                    None
+                }
+                Err(e) => {
+                    tracing::error!(job = running.id, error = %format!("{e:#}"), "qc job failed");
+                    Some(format!("{e:#}"))
+                }
+            };
+            *running
+                .end
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(JobEnd {
+                finished_at: now_ms(),
+                error,
+            });
+        });
+    if let Err(e) = spawned {
+        *job.end.lock().unwrap_or_else(|p| p.into_inner()) = Some(JobEnd {
+            finished_at: now_ms(),
+            error: Some(format!("cannot start the job's thread: {e}")),
+        });
+        return Err(ApiError::internal(e));
+    }
+    Ok((StatusCode::ACCEPTED, Json(job.view())))
+}
+
+/// The job's paths inside the batch folder: relative, no `..`, existing, and (symlinks
+/// followed) still inside it. Every bad path is named in the error's details.
+fn resolve_paths(root: &Path, paths: &[String]) -> Result<Vec<PathBuf>, ApiError> {
+    if paths.is_empty() {
+        return Err(ApiError::invalid(
+            "paths is empty: name files or folders of the batch folder (\".\" for all of it)",
+        ));
+    }
+    let root = root.canonicalize().map_err(|e| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "batch_off",
+            format!("the batch folder {} cannot be read: {e}", root.display()),
+        )
+    })?;
+    let mut resolved = Vec::new();
+    let mut problems = Vec::new();
+    for (index, path) in paths.iter().enumerate() {
+        match resolve_one(&root, path) {
+            Ok(p) => resolved.push(p),
+            Err(message) => {
+                problems.push(serde_json::json!({"index": index, "path": path, "message": message}))
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "{} path(s) cannot be used: see details",
+            problems.len()
+        ))
+        .with_details(serde_json::Value::Array(problems)));
+    }
+    Ok(resolved)
+}
+
+fn resolve_one(root: &Path, path: &str) -> Result<PathBuf, String> {
+    let relative = Path::new(path);
+    if path.trim().is_empty() {
+        return Err("an empty path".into());
+    }
+    if relative
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err("paths are relative to the batch folder, without `..`".into());
+    }
+    let full = root
+        .join(relative)
+        .canonicalize()
+        .map_err(|e| format!("not found in the batch folder ({e})"))?;
+    if !full.starts_with(root) {
+        return Err("leads out of the batch folder (a link)".into());
+    }
+    Ok(full)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_inside_the_batch_folder() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("batch");
+        std::fs::create_dir_all(root.join("day1")).expect("mkdir");
+        std::fs::write(root.join("day1/chats.jsonl"), "").expect("write");
+        std::fs::write(dir.path().join("secret.csv"), "").expect("write");
+        let root = root.canonicalize().expect("canonical");
+
+        assert_eq!(
+            resolve_one(&root, "day1/chats.jsonl").expect("inside"),
+            root.join("day1/chats.jsonl")
+        );
+        assert_eq!(resolve_one(&root, ".").expect("all"), root);
+        for bad in [
+            "../secret.csv",
+            "/etc/passwd",
+            "day1/../../secret.csv",
+            "",
+            "nope",
+        ] {
+            assert!(resolve_one(&root, bad).is_err(), "{bad:?} refused");
+        }
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(dir.path().join("secret.csv"), root.join("link.csv"))
+                .expect("symlink");
+            let err = resolve_one(&root, "link.csv").expect_err("a link out");
+            assert!(err.contains("out of the batch folder"), "{err}");
+        }
+    }
+}
