@@ -23,6 +23,9 @@
 //! - `LOAD_NODELAY` (0): 1 sets TCP_NODELAY on the server's accepted sockets
 //!   (`assist-server serve` does not).
 //! - `LOAD_SERVER_THREADS` (number of CPUs): server runtime workers.
+//! - `LOAD_BATCH` (0): when > 0, a batch QC job over that many generated chat conversations
+//!   (the sample calls, cycled) starts on the server as the talk phase starts
+//!   (`POST /api/v1/qc/jobs`, as a QA manager would): the live latency with batch QC running.
 //! - `LOAD_MODE` (`talk`): `push` measures pack publishing instead: once the sessions are open,
 //!   `LOAD_PUSH_ROUNDS` (5) times, a team lead's publish (`POST /api/v1/packs/publish` with a
 //!   new script) and the time until every session has its `pack_updated`, and until every
@@ -70,6 +73,8 @@ struct Settings {
     /// `push`: publish pack versions to the open sessions instead of talking.
     push: bool,
     push_rounds: usize,
+    /// Conversations of a batch QC job run during the talk phase (0: none).
+    batch: usize,
 }
 
 impl Settings {
@@ -87,6 +92,7 @@ impl Settings {
             server_threads: env_usize("LOAD_SERVER_THREADS", cpus).max(1),
             push: std::env::var("LOAD_MODE").is_ok_and(|m| m == "push"),
             push_rounds: env_usize("LOAD_PUSH_ROUNDS", 5).max(1),
+            batch: env_usize("LOAD_BATCH", 0),
         }
     }
 }
@@ -144,11 +150,18 @@ fn server_main(s: &Settings) {
         .build()
         .expect("server runtime");
     let data = tempfile::tempdir().expect("a temporary data dir");
+    let batch_dir = tempfile::tempdir().expect("a temporary batch dir");
+    if s.batch > 0 {
+        write_batch_chats(&batch_dir.path().join("chats.jsonl"), s.batch);
+    }
     let (state, _) = assist_server::setup::service(
         data.path(),
         &support::default_pack_dir(),
         Auth::default(),
-        ServiceSettings::default(),
+        ServiceSettings {
+            batch_dir: Some(batch_dir.path().to_path_buf()),
+            ..ServiceSettings::default()
+        },
         Some("load-test-admin".into()),
     )
     .expect("the service starts");
@@ -243,6 +256,13 @@ fn server_main(s: &Settings) {
                 let _ = child.wait();
                 return;
             }
+            if s.batch > 0 {
+                let job = runtime.block_on(admin_request(addr, "POST", "/api/v1/qc/jobs"));
+                println!(
+                    "batch QC job {} started over {} conversations",
+                    job["id"], s.batch
+                );
+            }
             cpu_at_go = cpu_seconds();
             go_at = Instant::now();
             deadline = go_at + talk_deadline_after_go;
@@ -258,6 +278,15 @@ fn server_main(s: &Settings) {
     }
     let talk_wall = go_at.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_at_go;
+    if s.batch > 0 {
+        let job = runtime.block_on(admin_request(addr, "GET", "/api/v1/qc/jobs/1"));
+        let inspected = job["summary"]["inspected"].as_f64().unwrap_or(0.0);
+        println!(
+            "batch QC job during the talk phase: {} ({inspected} conversations inspected, {:.0}/s over the talk phase)",
+            job["state"],
+            inspected / talk_wall.max(1e-9)
+        );
+    }
     let rss_after = support::rss_kib();
     let _ = child.wait();
 
@@ -709,6 +738,58 @@ fn epoch_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// A chat JSONL of `n` conversations for the batch QC job: the sample calls' lines, cycled.
+fn write_batch_chats(path: &std::path::Path, n: usize) {
+    let calls = support::sample_calls();
+    let file = std::fs::File::create(path).expect("create the batch file");
+    let mut out = std::io::BufWriter::new(file);
+    for k in 0..n {
+        let call = &calls[k % calls.len()];
+        for line in &call.lines {
+            let row = serde_json::json!({
+                "conversation_id": format!("b{k}"),
+                "timestamp": 1_763_600_000.0 + k as f64 * 100.0 + line.t,
+                "role": if line.speaker == assist_protocol::Speaker::Agent { "agent" } else { "customer" },
+                "text": line.text,
+                "agent_id": format!("batch-{}", k % 50),
+            });
+            serde_json::to_writer(&mut out, &row).expect("write");
+            out.write_all(b"\n").expect("write");
+        }
+    }
+    out.flush().expect("flush");
+}
+
+/// An admin's request to the server under test (POST: a QC job over the whole batch folder).
+async fn admin_request(addr: SocketAddr, method: &str, path: &str) -> serde_json::Value {
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let login: serde_json::Value = http
+        .post(format!("{base}/api/v1/login"))
+        .json(&serde_json::json!({"username": "admin", "password": "load-test-admin"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("login reply");
+    let token = login["token"].as_str().expect("a token");
+    let request = if method == "POST" {
+        http.post(format!("{base}{path}"))
+            .json(&serde_json::json!({"paths": ["."]}))
+    } else {
+        http.get(format!("{base}{path}"))
+    };
+    request
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the request")
+        .json()
+        .await
+        .expect("a JSON reply")
 }
 
 /// The script a push round publishes: a new card with its own trigger word.

@@ -5,8 +5,8 @@
 //! `assist-server qc` cannot open a data dir that a running server holds (sled locks it), so
 //! this is how a QA manager inspects the day's recordings without stopping the live service.
 //! A job is the `qc` pipeline itself ([`crate::qc::pipeline::run`]: same readers, engine,
-//! resume, per-item problems and summary) with **one** worker, so the live path keeps a core;
-//! one job runs at a time. Paths are relative to the batch folder and may not leave it.
+//! resume, per-item problems and summary) with **one** worker at nice 10, so the live path
+//! keeps a core and wins the other; one job runs at a time. Paths are relative to the batch folder and may not leave it.
 //! Jobs are kept in memory (the last [`KEPT_JOBS`]); what they inspected is in the store, and
 //! a job started again after a restart skips it.
 
@@ -268,6 +268,7 @@ pub async fn start(
     let spawned = std::thread::Builder::new()
         .name(format!("qc-job-{}", job.id))
         .spawn(move || {
+            lower_priority();
             tracing::info!(job = running.id, paths = ?running.paths, "qc job started");
             let error = match run(config) {
                 Ok(summary) => {
@@ -302,6 +303,26 @@ pub async fn start(
         return Err(ApiError::internal(e));
     }
     Ok((StatusCode::ACCEPTED, Json(job.view())))
+}
+
+/// Lowers the calling thread's CPU priority to nice 10, so that the live path's threads win
+/// when both want a core; the threads it starts afterwards (the pipeline's reader and worker)
+/// inherit it (on Linux, nice is per thread). Elsewhere a no-op.
+#[allow(unsafe_code)] // One FFI call into libc, below.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        extern "C" {
+            fn setpriority(which: i32, who: u32, prio: i32) -> i32;
+        }
+        const PRIO_PROCESS: i32 = 0;
+        // SAFETY: setpriority takes plain integers and no pointers; `who` 0 is the calling
+        // thread (Linux). Raising one's own nice value needs no privilege.
+        let result = unsafe { setpriority(PRIO_PROCESS, 0, 10) };
+        if result != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "qc job: cannot lower its CPU priority");
+        }
+    }
 }
 
 /// The job's paths inside the batch folder: relative, no `..`, existing, and (symlinks
