@@ -26,6 +26,7 @@
 //! - `LOAD_BATCH` (0): when > 0, a batch QC job over that many generated chat conversations
 //!   (the sample calls, cycled) starts on the server as the talk phase starts
 //!   (`POST /api/v1/qc/jobs`, as a QA manager would): the live latency with batch QC running.
+//!   `LOAD_BATCH_RATE` sets the job's `max_rate` (the server's default otherwise).
 //! - `LOAD_MODE` (`talk`): `push` measures pack publishing instead: once the sessions are open,
 //!   `LOAD_PUSH_ROUNDS` (5) times, a team lead's publish (`POST /api/v1/packs/publish` with a
 //!   new script) and the time until every session has its `pack_updated`, and until every
@@ -777,8 +778,14 @@ async fn admin_request(addr: SocketAddr, method: &str, path: &str) -> serde_json
         .expect("login reply");
     let token = login["token"].as_str().expect("a token");
     let request = if method == "POST" {
-        http.post(format!("{base}{path}"))
-            .json(&serde_json::json!({"paths": ["."]}))
+        let rate = std::env::var("LOAD_BATCH_RATE")
+            .ok()
+            .and_then(|r| r.parse::<f64>().ok());
+        let mut body = serde_json::json!({"paths": ["."]});
+        if let Some(rate) = rate {
+            body["max_rate"] = rate.into();
+        }
+        http.post(format!("{base}{path}")).json(&body)
     } else {
         http.get(format!("{base}{path}"))
     };

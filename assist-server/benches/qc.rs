@@ -148,6 +148,7 @@ fn config(
         progress: false,
         print_problems: false,
         watch: None,
+        max_rate: None,
     }
 }
 

@@ -65,6 +65,10 @@ pub struct QcArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// At most this many chat / transcript conversations per second (default: as fast as it
+    /// goes), e.g. to leave disk and CPU to other work on the machine.
+    #[arg(long)]
+    pub max_rate: Option<f64>,
     /// Re-inspect stored conversations with the candidate --pack and report how each rule's
     /// hits change. Writes nothing.
     #[arg(long)]
@@ -229,6 +233,7 @@ pub fn qc(args: QcArgs) -> Result<ExitCode> {
         progress: !args.no_progress,
         print_problems: true,
         watch: None,
+        max_rate: args.max_rate,
     };
     let summary = run(config)?;
     let mut out = std::io::stdout().lock();

@@ -88,6 +88,9 @@ pub struct QcConfig {
     pub print_problems: bool,
     /// Someone watching the run's progress (the server's batch QC jobs).
     pub watch: Option<Arc<Mutex<QcWatch>>>,
+    /// At most this many text conversations per second (`None`: as fast as it goes). A batch
+    /// job on a live server is paced so that its writes do not hold the live acks back.
+    pub max_rate: Option<f64>,
 }
 
 /// What readers and workers hand the calling thread.
@@ -153,8 +156,9 @@ pub fn run(config: QcConfig) -> anyhow::Result<QcSummary> {
         let work_tx = work_tx.clone();
         let out_tx = out_tx.clone();
         let options = config.read.clone();
+        let pacer = Pacer::new(config.max_rate);
         threads.push(spawn("qc-reader", move || {
-            read_text_files(&text_files, &options, &work_tx, &out_tx)
+            read_text_files(&text_files, &options, pacer, &work_tx, &out_tx)
         })?);
     }
     // Recordings.
@@ -512,6 +516,7 @@ impl Writer {
 fn read_text_files(
     files: &[InputFile],
     options: &ReadOptions,
+    mut pacer: Pacer,
     work: &SyncSender<Vec<Conversation>>,
     out: &SyncSender<Outcome>,
 ) {
@@ -521,10 +526,12 @@ fn read_text_files(
             match item {
                 ReadItem::Conversation(c) => {
                     chunk.push(c);
-                    chunk.len() < CHUNK
-                        || work
-                            .send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))
-                            .is_ok()
+                    if chunk.len() < CHUNK {
+                        return true;
+                    }
+                    pacer.before_sending(chunk.len());
+                    work.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))
+                        .is_ok()
                 }
                 ReadItem::BadRow(p) => out.send(Outcome::BadRow(p)).is_ok(),
                 ReadItem::Failed(p) => out.send(Outcome::Failed(p)).is_ok(),
@@ -540,6 +547,33 @@ fn read_text_files(
     }
     if !chunk.is_empty() {
         let _ = work.send(chunk);
+    }
+}
+
+/// Holds the reader to at most `rate` conversations per second, on average since the start.
+struct Pacer {
+    rate: Option<f64>,
+    started: Instant,
+    sent: u64,
+}
+
+impl Pacer {
+    fn new(rate: Option<f64>) -> Pacer {
+        Pacer {
+            rate: rate.filter(|r| r.is_finite() && *r > 0.0),
+            started: Instant::now(),
+            sent: 0,
+        }
+    }
+
+    /// Waits until `n` more conversations are within the rate.
+    fn before_sending(&mut self, n: usize) {
+        let Some(rate) = self.rate else { return };
+        self.sent += n as u64;
+        let due = Duration::from_secs_f64(self.sent as f64 / rate);
+        if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+            std::thread::sleep(wait);
+        }
     }
 }
 
@@ -638,5 +672,30 @@ fn audio_file(
             work.send(vec![conversation]).is_ok()
         }
         Err(problem) => out.send(Outcome::Failed(problem)).is_ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pacer_holds_the_reader_to_its_rate_and_no_rate_never_waits() {
+        let started = Instant::now();
+        let mut paced = Pacer::new(Some(200.0));
+        for _ in 0..5 {
+            paced.before_sending(CHUNK);
+        }
+        // 80 conversations at 200/s: 0.4 s at least.
+        assert!(started.elapsed() >= Duration::from_millis(400));
+
+        let started = Instant::now();
+        for rate in [None, Some(0.0), Some(f64::NAN), Some(-5.0)] {
+            let mut free = Pacer::new(rate);
+            for _ in 0..1000 {
+                free.before_sending(CHUNK);
+            }
+        }
+        assert!(started.elapsed() < Duration::from_millis(400));
     }
 }

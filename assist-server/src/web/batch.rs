@@ -29,6 +29,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// Finished jobs kept for `GET /api/v1/qc/jobs` (the oldest go first).
 pub const KEPT_JOBS: usize = 50;
 
+/// A job's default pace, conversations per second: what keeps the live path's acks within
+/// their latency target while a job writes (BENCHMARKS.md, section 2).
+pub const DEFAULT_MAX_RATE: f64 = 200.0;
+
 /// The audit action of a started job.
 pub const AUDIT_QC_JOB: &str = "qc_job";
 
@@ -51,6 +55,7 @@ struct Job {
     id: u64,
     paths: Vec<String>,
     force: bool,
+    max_rate: f64,
     requested_by: String,
     pack: String,
     started_at: UnixMs,
@@ -74,6 +79,9 @@ pub struct NewJob {
     /// Inspect again what the store already has.
     #[serde(default)]
     pub force: bool,
+    /// At most this many conversations per second (default [`DEFAULT_MAX_RATE`]).
+    #[serde(default)]
+    pub max_rate: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,6 +99,8 @@ pub struct JobView {
     pub state: JobState,
     pub paths: Vec<String>,
     pub force: bool,
+    /// Conversations per second at most.
+    pub max_rate: f64,
     pub requested_by: String,
     /// The pack the job inspects with (`name version`).
     pub pack: String,
@@ -129,6 +139,7 @@ impl Job {
             state,
             paths: self.paths.clone(),
             force: self.force,
+            max_rate: self.max_rate,
             requested_by: self.requested_by.clone(),
             pack: self.pack.clone(),
             started_at: self.started_at,
@@ -206,6 +217,12 @@ pub async fn start(
         ));
     };
     let paths = resolve_paths(&root, &body.paths)?;
+    let max_rate = body.max_rate.unwrap_or(DEFAULT_MAX_RATE);
+    if !(max_rate.is_finite() && max_rate > 0.0) {
+        return Err(ApiError::invalid(
+            "max_rate must be a number of conversations per second above 0",
+        ));
+    }
 
     let served = Arc::clone(state.packs.load().global());
     let pack = served.pack_version();
@@ -226,6 +243,7 @@ pub async fn start(
             id,
             paths: body.paths.clone(),
             force: body.force,
+            max_rate,
             requested_by: caller.name().to_string(),
             pack: pack.clone(),
             started_at: now_ms(),
@@ -263,6 +281,7 @@ pub async fn start(
         progress: false,
         print_problems: false,
         watch: Some(Arc::clone(&job.watch)),
+        max_rate: Some(max_rate),
     };
     let running = Arc::clone(&job);
     let spawned = std::thread::Builder::new()
