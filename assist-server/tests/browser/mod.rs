@@ -759,3 +759,82 @@ async fn a_coaching_task_goes_from_open_to_acknowledged_to_done_and_compares_sco
 
     browser.quit().await;
 }
+
+#[tokio::test]
+async fn an_admin_runs_batch_qc_from_the_console_in_chinese_and_a_rerun_skips_it_all() {
+    if !browser_available(
+        "an_admin_runs_batch_qc_from_the_console_in_chinese_and_a_rerun_skips_it_all",
+    ) {
+        return;
+    }
+    let batch = tempfile::tempdir().expect("temp dir");
+    let day = batch.path().join("day1");
+    std::fs::create_dir_all(&day).expect("mkdir");
+    for entry in std::fs::read_dir(repo_root().join("samples/chats")).expect("sample chats") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, day.join(path.file_name().expect("name"))).expect("copy");
+    }
+    let server = Server::start(&["--batch-dir", batch.path().to_str().expect("utf-8")]);
+    let api = Api::new(&server.http());
+    let admin = api.admin().await;
+
+    let browser = Browser::start("zh-CN").await;
+    log_in(&browser, &server, "admin", ADMIN_PASSWORD).await;
+    browser.click_on("[data-testid=nav-qc]").await;
+    browser.wait_for("[data-testid=view-qc]").await;
+    assert!(browser.page_text().await.contains("批量质检"));
+    browser
+        .wait_for_text("[data-testid=qc-jobs]", "还没有质检任务")
+        .await;
+
+    // A path outside the batch folder is refused, named, and nothing starts.
+    browser.fill("[data-testid=qc-paths]", "day1\n../etc").await;
+    browser.click_on("[data-testid=qc-start]").await;
+    browser.wait_for_text("[data-testid=error]", "../etc").await;
+    let jobs = api.get("/api/v1/qc/jobs", &admin).await.expect(200);
+    assert_eq!(jobs["jobs"].as_array().map(Vec::len), Some(0));
+
+    // The sample chats: the table follows the job to its end.
+    browser.fill("[data-testid=qc-paths]", "day1").await;
+    browser.click_on("[data-testid=qc-start]").await;
+    browser
+        .wait_for("[data-testid=qc-job][data-state=done]")
+        .await;
+    let jobs = api.get("/api/v1/qc/jobs", &admin).await.expect(200);
+    let inspected = jobs["jobs"][0]["summary"]["inspected"]
+        .as_u64()
+        .expect("inspected");
+    assert!(inspected > 0, "{jobs:#}");
+    let cells = browser.find_all("[data-testid=qc-inspected]").await;
+    assert_eq!(browser.text(&cells[0]).await, inspected.to_string());
+    let calls = api.get("/api/v1/calls?limit=500", &admin).await.expect(200);
+    assert_eq!(calls["total"].as_u64(), Some(inspected), "{calls:#}");
+
+    // Again (the form keeps the last job's paths): nothing new is inspected; the newer job is
+    // listed first.
+    let paths = browser.wait_for("[data-testid=qc-paths]").await;
+    assert_eq!(
+        browser
+            .script("return arguments[0].value", vec![element_arg(&paths)])
+            .await,
+        "day1"
+    );
+    browser.click_on("[data-testid=qc-start]").await;
+    wait_until("the table shows both jobs done", || async {
+        browser
+            .find_all("[data-testid=qc-job][data-state=done]")
+            .await
+            .len()
+            == 2
+    })
+    .await;
+    let rerun = browser.find_all("[data-testid=qc-inspected]").await;
+    assert_eq!(browser.text(&rerun[0]).await, "0");
+    let jobs = api.get("/api/v1/qc/jobs", &admin).await.expect(200);
+    assert_eq!(
+        jobs["jobs"][0]["summary"]["skipped"].as_u64(),
+        Some(inspected)
+    );
+    assert_eq!(jobs["jobs"][0]["paths"], serde_json::json!(["day1"]));
+    browser.quit().await;
+}

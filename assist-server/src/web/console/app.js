@@ -226,6 +226,7 @@ const routes = [
   [/^\/reports$/, viewReports, ['lead', 'trainer', 'admin']],
   [/^\/users$/, viewUsers, ['admin']],
   [/^\/audit$/, viewAudit, ['admin']],
+  [/^\/qc$/, viewQc, ['admin']],
 ];
 
 let renderCount = 0;
@@ -300,6 +301,7 @@ function header(path) {
     if (session.is('lead', 'trainer', 'admin')) add('/reports', 'nav.reports', 'nav-reports');
     if (session.is('admin')) add('/users', 'nav.users', 'nav-users');
     if (session.is('admin')) add('/audit', 'nav.audit', 'nav-audit');
+    if (session.is('admin')) add('/qc', 'nav.qc', 'nav-qc');
     bar.appendChild(h('nav', {}, links));
     bar.appendChild(h('span', { class: 'who', 'data-testid': 'who' },
       `${user.display_name || user.username} · ${tv('role', user.role)}${user.team ? ' · ' + user.team : ''}`));
@@ -1378,7 +1380,7 @@ async function viewAudit(main, ctx) {
     actor: h('input', { value: p.actor || '', 'data-testid': 'audit-actor' }),
     action: h('select', {}, option('', t('common.all'), p.action),
       ['login', 'login_failed', 'logout', 'publish', 'rollback', 'manual_score', 'verdict', 'delete_call',
-        'export_call', 'purge', 'user_created', 'user_updated', 'user_deleted'].map((a) => option(a, tv('action', a), p.action))),
+        'export_call', 'purge', 'user_created', 'user_updated', 'user_deleted', 'qc_job'].map((a) => option(a, tv('action', a), p.action))),
     from: h('input', { type: 'date', value: p.from || '' }),
     to: h('input', { type: 'date', value: p.to || '' }),
     limit: h('input', { type: 'number', min: 1, max: 1000, value: query.limit, class: 'num' }),
@@ -1399,6 +1401,82 @@ async function viewAudit(main, ctx) {
     h('tbody', {}, log.entries.map((e) => h('tr', { 'data-testid': 'audit-row', 'data-action': e.action },
       h('td', {}, fmtTime(e.at)), h('td', {}, e.actor), h('td', { title: e.action }, tv('action', e.action)),
       h('td', { class: 'mono' }, e.target), h('td', {}, e.detail))))));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batch QC jobs on the server (admin)
+
+/** How often the jobs table refreshes while a job runs. */
+const QC_REFRESH_MS = 1000;
+
+async function viewQc(main, ctx) {
+  const list = await api('GET', '/qc/jobs');
+  if (!ctx.alive()) return;
+  clear(main);
+  main.appendChild(h('h1', {}, t('qc.title')));
+  main.appendChild(h('p', { class: 'muted' }, t('qc.intro')));
+  const slot = h('div');
+  const lastPaths = list.jobs.length ? list.jobs[0].paths.join('\n') : '.';
+  const paths = h('textarea', { rows: 3, 'data-testid': 'qc-paths', value: lastPaths });
+  const force = h('input', { type: 'checkbox', 'data-testid': 'qc-force' });
+  const rate = h('input', { type: 'number', min: 1, value: 200, class: 'num', 'data-testid': 'qc-rate' });
+  main.appendChild(h('form', {
+    class: 'filters',
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const body = {
+        paths: paths.value.split('\n').map((p) => p.trim()).filter((p) => p),
+        force: force.checked,
+        max_rate: Number(rate.value) || undefined,
+      };
+      const job = await attempt(slot, () => api('POST', '/qc/jobs', body));
+      if (job) ctx.rerender();
+    },
+  }, field(t('qc.paths'), paths), field(t('qc.rate'), rate),
+  h('label', { class: 'field' }, force, h('span', {}, t('qc.force'))),
+  h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'primary', 'data-testid': 'qc-start' }, t('qc.start')))));
+  main.appendChild(slot);
+  main.appendChild(h('h2', {}, t('qc.jobs')));
+  const table = h('div', { 'data-testid': 'qc-jobs' });
+  main.appendChild(table);
+  const draw = (jobs) => {
+    clear(table);
+    if (!jobs.length) {
+      table.appendChild(h('p', { class: 'muted' }, t('qc.noJobs')));
+      return;
+    }
+    table.appendChild(h('table', { class: 'list' },
+      h('thead', {}, h('tr', {}, [t('qc.id'), t('qc.state'), t('qc.progress'), t('qc.inspected'), t('qc.skipped'),
+        t('qc.failed'), t('qc.badRows'), t('qc.hits'), t('qc.by'), t('qc.startedAt')].map((c) => h('th', {}, c)))),
+      h('tbody', {}, jobs.map((j) => {
+        const s = j.summary;
+        const pct = j.bytes_total ? Math.floor((100 * j.bytes_read) / j.bytes_total) : (j.state === 'running' ? 0 : 100);
+        const hits = Object.entries(s.hits_by_category || {}).map(([c, n]) => `${tv('cat', c)} ${n}`).join(', ');
+        return h('tr', { 'data-testid': 'qc-job', 'data-state': j.state },
+          h('td', { class: 'mono', title: j.paths.join(', ') }, `#${j.id}`),
+          h('td', { title: j.error || '' }, tv('qc.state', j.state), j.error ? h('div', { class: 'error' }, j.error) : null),
+          h('td', { class: 'num' }, `${pct}%`),
+          h('td', { class: 'num', 'data-testid': 'qc-inspected' }, s.inspected),
+          h('td', { class: 'num' }, s.skipped),
+          h('td', { class: 'num' }, s.failed),
+          h('td', { class: 'num' }, s.bad_rows),
+          h('td', {}, hits || t('common.none'),
+            s.problems && s.problems.length ? h('details', {}, h('summary', {}, `${t('qc.problems')}: ${s.problems_total}`),
+              h('ul', {}, s.problems.slice(0, 20).map((p) => h('li', { class: 'mono' }, `${p.location}: ${p.message}`)))) : null),
+          h('td', {}, j.requested_by),
+          h('td', {}, fmtTime(j.started_at)));
+      }))));
+  };
+  draw(list.jobs);
+  // Follow a running job until it ends (or the page is left).
+  let jobs = list.jobs;
+  while (jobs.some((j) => j.state === 'running')) {
+    await new Promise((resolve) => setTimeout(resolve, QC_REFRESH_MS));
+    if (!ctx.alive()) return;
+    jobs = (await api('GET', '/qc/jobs')).jobs;
+    if (!ctx.alive()) return;
+    draw(jobs);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
