@@ -8,7 +8,7 @@ use crate::setup::open_store;
 use anyhow::{bail, Context, Result};
 use assist_engine::Knowledge;
 use assist_protocol::{Channel, Speaker};
-use assist_store::{CallFilter, CallStore, SourceKind};
+use assist_store::{CallFilter, CallStore, SourceKind, StoreError};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -137,9 +137,15 @@ pub fn qc(args: QcArgs) -> Result<ExitCode> {
     let store = match (&args.data_dir, args.no_store) {
         (_, true) if args.rescore => bail!("--rescore reads the store: pass --data-dir, not --no-store"),
         (_, true) => None,
-        (Some(dir), false) => Some(
-            open_store(dir).with_context(|| format!("opening the call store in {}", dir.display()))?,
-        ),
+        (Some(dir), false) => Some(match open_store(dir) {
+            Ok(store) => store,
+            Err(e @ StoreError::Locked { .. }) => bail!(
+                "{e}\n  While the server runs on it, let the server inspect the files: start it with --batch-dir DIR and post a job (the console's Batch QC page, or POST /api/v1/qc/jobs: docs/qc.md)"
+            ),
+            Err(e) => {
+                return Err(e).with_context(|| format!("opening the call store in {}", dir.display()))
+            }
+        }),
         (None, false) => bail!(
             "qc stores what it inspects in the call store: pass --data-dir DIR (the data dir of `serve`, with the server stopped), or --no-store to only print a summary"
         ),

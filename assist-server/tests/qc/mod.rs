@@ -1108,6 +1108,20 @@ async fn a_qc_job_on_the_running_server_inspects_the_batch_folder_while_agents_a
     let agent = api.user(&admin, "job-a1", "agent", Some("t1")).await;
     let lead = api.user(&admin, "job-l1", "lead", Some("t1")).await;
 
+    // The command line cannot open the store the server holds; it says what to do instead.
+    let (code, _, stderr) = qc_once(&[
+        "--data-dir",
+        data.path().to_str().expect("utf-8"),
+        day.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("is locked")
+            && stderr.contains("--batch-dir")
+            && stderr.contains("/api/v1/qc/jobs"),
+        "{stderr}"
+    );
+
     // Only an admin starts jobs; paths stay in the batch folder.
     let r = api
         .post("/api/v1/qc/jobs", &lead, &json!({"paths": ["day1"]}))
