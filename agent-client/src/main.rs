@@ -39,9 +39,14 @@ struct Args {
     /// TOML settings file (same names as the flags, with underscores); flags win over it.
     #[arg(long, env = "ASSIST_CLIENT_CONFIG")]
     config: Option<PathBuf>,
-    /// The assist server's WebSocket address [default: ws://127.0.0.1:7700/ws].
+    /// The assist server's WebSocket address [default: ws://127.0.0.1:7700/ws]; `wss://` for
+    /// TLS (the system's trusted certificates, plus --ca-cert).
     #[arg(long, env = "ASSIST_SERVER")]
     server: Option<String>,
+    /// A PEM file of certificates to trust for a `wss://` server besides the system's (a company
+    /// CA, or the server's self-signed certificate).
+    #[arg(long, env = "ASSIST_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     #[arg(long, env = "ASSIST_AGENT_ID")]
     agent_id: Option<String>,
     #[arg(long, env = "ASSIST_TOKEN")]
@@ -126,6 +131,7 @@ struct Args {
 #[serde(deny_unknown_fields)]
 struct FileSettings {
     server: Option<String>,
+    ca_cert: Option<PathBuf>,
     agent_id: Option<String>,
     token: Option<String>,
     username: Option<String>,
@@ -144,6 +150,7 @@ struct FileSettings {
 impl Args {
     fn merge(mut self, file: FileSettings) -> Args {
         self.server = self.server.or(file.server);
+        self.ca_cert = self.ca_cert.or(file.ca_cert);
         self.agent_id = self.agent_id.or(file.agent_id);
         self.token = self.token.or(file.token);
         self.username = self.username.or(file.username);
@@ -218,11 +225,21 @@ fn run(args: Args) -> Result<()> {
         repaint: repaint.clone(),
     };
     let (out_tx, out_rx) = mpsc::channel::<Outgoing>(1024);
+    let url = args
+        .server
+        .clone()
+        .unwrap_or_else(|| "ws://127.0.0.1:7700/ws".to_string());
+    let tls = if link::tls::needs_tls(&url) {
+        Some(link::tls::client_config(args.ca_cert.as_deref())?)
+    } else {
+        if args.ca_cert.is_some() {
+            eprintln!("note: --ca-cert is for wss:// servers; {url} is not encrypted");
+        }
+        None
+    };
     let config = LinkConfig {
-        url: args
-            .server
-            .clone()
-            .unwrap_or_else(|| "ws://127.0.0.1:7700/ws".to_string()),
+        url,
+        tls,
         agent_id: args
             .username
             .clone()

@@ -766,6 +766,55 @@ mod sign_in {
         assert!(parse_events(&out.stdout).is_empty());
     }
 
+    /// The server behind TLS (`wss://`, `https://` for the sign-in): the client trusts the
+    /// proxy's self-signed certificate only when told to (`--ca-cert`), and then the call goes
+    /// through whole; without it, the client refuses the server and says why.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn over_tls_the_client_signs_in_and_calls_only_a_server_it_trusts() {
+        let server = Server::start("127.0.0.1:0", &[]);
+        add_agent(&server, "li.na", PASSWORD, "north").await;
+        let proxy = TlsProxy::start(server.addr).await;
+        let call = sample_call("zh_clean_refund.jsonl");
+        let client = |trust: bool| {
+            let mut command = std::process::Command::new(CLIENT);
+            command
+                .args(["--headless", "--give-up-after", "3", "--server"])
+                .arg(proxy.url())
+                .args(["--username", "li.na", "--transcript"])
+                .arg(&call)
+                .env("ASSIST_PASSWORD", PASSWORD)
+                .env("ASSIST_LOG", "warn")
+                .env_remove("ASSIST_CA_CERT");
+            if trust {
+                command.arg("--ca-cert").arg(&proxy.ca_pem);
+            }
+            command
+        };
+
+        let mut trusted = client(true);
+        let out = tokio::task::spawn_blocking(move || trusted.output())
+            .await
+            .expect("join")
+            .expect("client runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains("signed in: 李娜 (north)"), "{stderr}");
+        assert_eq!(parse_events(&out.stdout), replay(&call, "zh"));
+
+        let mut untrusted = client(false);
+        let out = tokio::task::spawn_blocking(move || untrusted.output())
+            .await
+            .expect("join")
+            .expect("client runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "an untrusted server is refused");
+        assert!(
+            stderr.to_lowercase().contains("certificate"),
+            "says it is the certificate: {stderr}"
+        );
+        assert!(parse_events(&out.stdout).is_empty());
+    }
+
     #[test]
     fn a_username_without_a_password_is_a_clear_error() {
         let out = std::process::Command::new(CLIENT)

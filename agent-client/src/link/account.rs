@@ -59,6 +59,22 @@ pub fn http_base(ws_url: &str) -> String {
     format!("{scheme}://{host}")
 }
 
+/// An error and its causes, `a: b: c`: reqwest's own message ("error sending request for
+/// url") leaves out what went wrong (refused, timed out, an untrusted certificate).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let line = e.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        cause = e.source();
+    }
+    text
+}
+
 #[derive(Deserialize)]
 struct LoginReply {
     token: String,
@@ -86,17 +102,22 @@ struct ErrorBody {
 }
 
 /// `POST /api/v1/login`, then `GET /api/v1/me` with the new token (the profile the overlay shows).
-pub async fn sign_in(ws_url: &str, credentials: &Credentials) -> Result<Account, AccountError> {
+pub async fn sign_in(
+    ws_url: &str,
+    tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+    credentials: &Credentials,
+) -> Result<Account, AccountError> {
     let base = http_base(ws_url);
     let url = format!("{base}/api/v1/login");
     let unreachable = |reason: String| AccountError::Unreachable {
         url: url.clone(),
         reason,
     };
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| unreachable(e.to_string()))?;
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+    if let Some(tls) = tls {
+        builder = builder.use_preconfigured_tls(rustls::ClientConfig::clone(tls));
+    }
+    let http = builder.build().map_err(|e| unreachable(with_causes(&e)))?;
     let reply = http
         .post(&url)
         .json(&serde_json::json!({
@@ -105,7 +126,7 @@ pub async fn sign_in(ws_url: &str, credentials: &Credentials) -> Result<Account,
         }))
         .send()
         .await
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(|e| unreachable(with_causes(&e)))?;
     let status = reply.status();
     if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
         let message = reply
@@ -131,7 +152,7 @@ pub async fn sign_in(ws_url: &str, credentials: &Credentials) -> Result<Account,
         .bearer_auth(&login.token)
         .send()
         .await
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(|e| unreachable(with_causes(&e)))?;
     let user = if me.status().is_success() {
         me.json::<UserReply>().await.unwrap_or(login.user)
     } else {

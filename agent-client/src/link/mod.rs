@@ -12,6 +12,7 @@ use assist_protocol::{
 use futures_util::{SinkExt, StreamExt};
 pub mod account;
 pub mod outbox;
+pub mod tls;
 
 pub use account::{Account, AccountError, Credentials};
 pub use outbox::{Outbox, OutboxLimits};
@@ -23,8 +24,11 @@ use tokio_tungstenite::tungstenite::Message;
 /// Where and who.
 #[derive(Debug, Clone)]
 pub struct LinkConfig {
-    /// `ws://127.0.0.1:7700/ws`
+    /// `ws://127.0.0.1:7700/ws`, or `wss://…` with TLS.
     pub url: String,
+    /// The TLS configuration for a `wss://` server (and its `https://` sign-in); `None` for
+    /// `ws://` ([`tls::client_config`]).
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     pub agent_id: String,
     /// A token for the hello; empty when the link signs in with `credentials`.
     pub token: String,
@@ -111,19 +115,21 @@ pub async fn run(
     let mut fresh_token = false;
     loop {
         let signed_in = match (&config.credentials, token.is_empty()) {
-            (Some(credentials), true) => match account::sign_in(&config.url, credentials).await {
-                Ok(account) => {
-                    token = account.token.clone();
-                    fresh_token = true;
-                    let _ = incoming.send(Incoming::SignedIn(account)).await;
-                    Ok(())
+            (Some(credentials), true) => {
+                match account::sign_in(&config.url, config.tls.as_ref(), credentials).await {
+                    Ok(account) => {
+                        token = account.token.clone();
+                        fresh_token = true;
+                        let _ = incoming.send(Incoming::SignedIn(account)).await;
+                        Ok(())
+                    }
+                    Err(e) if e.is_final() => {
+                        let _ = incoming.send(Incoming::Failed(e.to_string())).await;
+                        return;
+                    }
+                    Err(e) => Err(e.to_string()),
                 }
-                Err(e) if e.is_final() => {
-                    let _ = incoming.send(Incoming::Failed(e.to_string())).await;
-                    return;
-                }
-                Err(e) => Err(e.to_string()),
-            },
+            }
             _ => Ok(()),
         };
         let ended = match signed_in {
@@ -282,7 +288,14 @@ async fn session(
         reason,
         was_connected,
     };
-    let (mut ws, _) = match tokio_tungstenite::connect_async(config.url.as_str()).await {
+    let connector = config.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+    let connecting = tokio_tungstenite::connect_async_tls_with_config(
+        config.url.as_str(),
+        None,
+        false,
+        connector,
+    );
+    let (mut ws, _) = match connecting.await {
         Ok(ok) => ok,
         Err(e) => return dropped(format!("cannot connect to {}: {e}", config.url), false),
     };

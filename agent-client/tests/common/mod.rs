@@ -182,6 +182,73 @@ impl Drop for Proxy {
     }
 }
 
+/// What a TLS-terminating reverse proxy in front of the server does (nginx, a load balancer):
+/// TLS on a loopback port with a self-signed certificate for `localhost`, made here with
+/// rcgen, and every connection forwarded in plain to `upstream`. `ca_pem` is that certificate,
+/// for the client's `--ca-cert`.
+pub struct TlsProxy {
+    pub port: u16,
+    pub ca_pem: PathBuf,
+    accept: JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsProxy {
+    pub async fn start(upstream: SocketAddr) -> TlsProxy {
+        use tokio_rustls::rustls;
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+            .expect("a self-signed certificate");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca_pem = dir.path().join("ca.pem");
+        std::fs::write(&ca_pem, certified.cert.pem()).expect("write the certificate");
+        let key =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .expect("server certificate");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind TLS proxy");
+        let port = listener.local_addr().expect("proxy addr").port();
+        let accept = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    // A client that does not trust the certificate fails here: nothing to do.
+                    let Ok(mut tls) = acceptor.accept(inbound).await else {
+                        return;
+                    };
+                    if let Ok(mut outbound) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        TlsProxy {
+            port,
+            ca_pem,
+            accept,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("wss://localhost:{}/ws", self.port)
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
 /// A copy of the default pack with one extra rule file, for a test's own rules.
 pub fn pack_with_rule(rule_toml: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
