@@ -149,6 +149,7 @@ fn config(
         print_problems: false,
         watch: None,
         max_rate: None,
+        stop: None,
     }
 }
 

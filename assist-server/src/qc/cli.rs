@@ -240,6 +240,7 @@ pub fn qc(args: QcArgs) -> Result<ExitCode> {
         print_problems: true,
         watch: None,
         max_rate: args.max_rate,
+        stop: None,
     };
     let summary = run(config)?;
     let mut out = std::io::stdout().lock();

@@ -29,6 +29,7 @@ use assist_store::{CallStatus, CallStore, FinishedCall, StoreError};
 use std::collections::{HashMap, VecDeque};
 use std::io::BufReader;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -91,6 +92,9 @@ pub struct QcConfig {
     /// At most this many text conversations per second (`None`: as fast as it goes). A batch
     /// job on a live server is paced so that its writes do not hold the live acks back.
     pub max_rate: Option<f64>,
+    /// Set to stop the run early: nothing more is read, what was read is inspected and stored,
+    /// and the summary says `stopped` (a rerun goes on from there).
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// What readers and workers hand the calling thread.
@@ -156,7 +160,7 @@ pub fn run(config: QcConfig) -> anyhow::Result<QcSummary> {
         let work_tx = work_tx.clone();
         let out_tx = out_tx.clone();
         let options = config.read.clone();
-        let pacer = Pacer::new(config.max_rate);
+        let pacer = Pacer::new(config.max_rate, config.stop.clone());
         threads.push(spawn("qc-reader", move || {
             read_text_files(&text_files, &options, pacer, &work_tx, &out_tx)
         })?);
@@ -184,7 +188,11 @@ pub fn run(config: QcConfig) -> anyhow::Result<QcSummary> {
             let store = config.store.clone();
             let force = config.force;
             let options = config.read.clone();
+            let stop = config.stop.clone();
             threads.push(spawn(&format!("qc-audio-{i}"), move || loop {
+                if stopped(stop.as_deref()) {
+                    return;
+                }
                 let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
                 let Some(file) = next else { return };
                 if !audio_file(
@@ -270,6 +278,7 @@ pub fn run(config: QcConfig) -> anyhow::Result<QcSummary> {
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     summary.conversations_per_second = summary.inspected as f64 / summary.elapsed_seconds.max(1e-9);
     summary.peak_rss_kib = super::report::peak_rss_kib();
+    summary.stopped = stopped(config.stop.as_deref());
     progress.update_watch(&summary);
     Ok(summary)
 }
@@ -522,6 +531,9 @@ fn read_text_files(
 ) {
     let mut chunk = Vec::with_capacity(CHUNK);
     for file in files {
+        if pacer.stopped() {
+            return;
+        }
         let mut emit = |item: ReadItem| -> bool {
             match item {
                 ReadItem::Conversation(c) => {
@@ -530,6 +542,11 @@ fn read_text_files(
                         return true;
                     }
                     pacer.before_sending(chunk.len());
+                    if pacer.stopped() {
+                        // Read but not inspected: the rerun reads them again.
+                        chunk.clear();
+                        return false;
+                    }
                     work.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))
                         .is_ok()
                 }
@@ -546,33 +563,53 @@ fn read_text_files(
         }
     }
     if !chunk.is_empty() {
-        let _ = work.send(chunk);
+        pacer.before_sending(chunk.len());
+        if !pacer.stopped() {
+            let _ = work.send(chunk);
+        }
     }
 }
 
-/// Holds the reader to at most `rate` conversations per second, on average since the start.
+fn stopped(stop: Option<&AtomicBool>) -> bool {
+    stop.is_some_and(|s| s.load(Ordering::Relaxed))
+}
+
+/// Holds the reader to at most `rate` conversations per second, on average since the start,
+/// and tells it when the run is stopped (also while it waits).
 struct Pacer {
     rate: Option<f64>,
     started: Instant,
     sent: u64,
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl Pacer {
-    fn new(rate: Option<f64>) -> Pacer {
+    /// How often a waiting pacer looks at the stop flag.
+    const STOP_CHECK: Duration = Duration::from_millis(100);
+
+    fn new(rate: Option<f64>, stop: Option<Arc<AtomicBool>>) -> Pacer {
         Pacer {
             rate: rate.filter(|r| r.is_finite() && *r > 0.0),
             started: Instant::now(),
             sent: 0,
+            stop,
         }
     }
 
-    /// Waits until `n` more conversations are within the rate.
+    fn stopped(&self) -> bool {
+        stopped(self.stop.as_deref())
+    }
+
+    /// Waits until `n` more conversations are within the rate (or the run is stopped).
     fn before_sending(&mut self, n: usize) {
         let Some(rate) = self.rate else { return };
         self.sent += n as u64;
         let due = Duration::from_secs_f64(self.sent as f64 / rate);
-        if let Some(wait) = due.checked_sub(self.started.elapsed()) {
-            std::thread::sleep(wait);
+        while let Some(wait) = due.checked_sub(self.started.elapsed()) {
+            if wait.is_zero() || self.stopped() {
+                return;
+            }
+            std::thread::sleep(wait.min(Self::STOP_CHECK));
         }
     }
 }
@@ -682,7 +719,7 @@ mod tests {
     #[test]
     fn a_pacer_holds_the_reader_to_its_rate_and_no_rate_never_waits() {
         let started = Instant::now();
-        let mut paced = Pacer::new(Some(200.0));
+        let mut paced = Pacer::new(Some(200.0), None);
         for _ in 0..5 {
             paced.before_sending(CHUNK);
         }
@@ -691,7 +728,7 @@ mod tests {
 
         let started = Instant::now();
         for rate in [None, Some(0.0), Some(f64::NAN), Some(-5.0)] {
-            let mut free = Pacer::new(rate);
+            let mut free = Pacer::new(rate, None);
             for _ in 0..1000 {
                 free.before_sending(CHUNK);
             }

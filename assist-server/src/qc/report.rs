@@ -48,6 +48,9 @@ pub struct QcSummary {
     pub problems_total: u64,
     /// The process's peak resident memory (VmHWM), KiB, where the OS tells it (Linux).
     pub peak_rss_kib: Option<u64>,
+    /// The run was stopped before the end (a batch job stopped from the console): what it
+    /// inspected is stored, and a rerun goes on from there.
+    pub stopped: bool,
 }
 
 /// VmHWM of /proc/self/status, KiB.

@@ -24,6 +24,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Finished jobs kept for `GET /api/v1/qc/jobs` (the oldest go first).
@@ -35,6 +36,9 @@ pub const DEFAULT_MAX_RATE: f64 = 200.0;
 
 /// The audit action of a started job.
 pub const AUDIT_QC_JOB: &str = "qc_job";
+
+/// The audit action of a stopped job.
+pub const AUDIT_QC_JOB_STOP: &str = "qc_job_stop";
 
 /// The jobs this server ran since it started.
 #[derive(Default)]
@@ -60,6 +64,8 @@ struct Job {
     pack: String,
     started_at: UnixMs,
     watch: Arc<Mutex<QcWatch>>,
+    /// Set by `POST /api/v1/qc/jobs/{id}/stop`.
+    stop: Arc<AtomicBool>,
     end: Mutex<Option<JobEnd>>,
 }
 
@@ -89,6 +95,8 @@ pub struct NewJob {
 pub enum JobState {
     Running,
     Done,
+    /// Stopped by an admin: what it inspected is stored; the same job again goes on from there.
+    Stopped,
     Failed,
 }
 
@@ -97,6 +105,8 @@ pub enum JobState {
 pub struct JobView {
     pub id: u64,
     pub state: JobState,
+    /// A stop was asked for and the job is winding down (still `running`).
+    pub stopping: bool,
     pub paths: Vec<String>,
     pub force: bool,
     /// Conversations per second at most.
@@ -127,6 +137,8 @@ impl Job {
             Some(end) => (
                 if end.error.is_some() {
                     JobState::Failed
+                } else if watch.summary.stopped {
+                    JobState::Stopped
                 } else {
                     JobState::Done
                 },
@@ -136,6 +148,7 @@ impl Job {
         };
         JobView {
             id: self.id,
+            stopping: finished_at.is_none() && self.stop.load(Ordering::Relaxed),
             state,
             paths: self.paths.clone(),
             force: self.force,
@@ -202,6 +215,37 @@ pub async fn get_one(
     Ok(Json(job.view()))
 }
 
+/// `POST /api/v1/qc/jobs/{id}/stop`: 202 with the job, which stops reading at once, stores
+/// what it read and ends as `stopped`; 409 when it is not running.
+pub async fn stop(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    UrlPath(id): UrlPath<String>,
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    caller.require(&[Role::Admin])?;
+    let job = id
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| state.batch_jobs.lock().iter().find(|j| j.id == id).cloned())
+        .ok_or_else(|| ApiError::not_found("qc job"))?;
+    if !job.running() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "job_not_running",
+            format!("QC job {} has already ended", job.id),
+        ));
+    }
+    if !job.stop.swap(true, Ordering::Relaxed) {
+        let (actor, target) = (caller.name().to_string(), format!("qc_job@{}", job.id));
+        mutate(&state, move |store| {
+            audit(store, &actor, AUDIT_QC_JOB_STOP, &target, "")
+        })
+        .await?;
+        tracing::info!(job = job.id, by = caller.name(), "qc job stopping");
+    }
+    Ok((StatusCode::ACCEPTED, Json(job.view())))
+}
+
 /// `POST /api/v1/qc/jobs`: 202 with the job; its progress at `GET /api/v1/qc/jobs/{id}`.
 pub async fn start(
     State(state): State<Arc<AppState>>,
@@ -248,6 +292,7 @@ pub async fn start(
             pack: pack.clone(),
             started_at: now_ms(),
             watch: Arc::new(Mutex::new(QcWatch::default())),
+            stop: Arc::new(AtomicBool::new(false)),
             end: Mutex::new(None),
         });
         jobs.push(Arc::clone(&job));
@@ -282,6 +327,7 @@ pub async fn start(
         print_problems: false,
         watch: Some(Arc::clone(&job.watch)),
         max_rate: Some(max_rate),
+        stop: Some(Arc::clone(&job.stop)),
     };
     let running = Arc::clone(&job);
     let spawned = std::thread::Builder::new()

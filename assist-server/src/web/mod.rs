@@ -389,6 +389,13 @@ pub fn table() -> Vec<Route> {
             "One batch QC job and its progress",
             get(batch::get_one),
         ),
+        route(
+            M::POST,
+            "/api/v1/qc/jobs/{id}/stop",
+            "admin",
+            "Stop a running batch QC job (what it inspected stays stored)",
+            post(batch::stop),
+        ),
     ]
 }
 

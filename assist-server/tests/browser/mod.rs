@@ -836,5 +836,22 @@ async fn an_admin_runs_batch_qc_from_the_console_in_chinese_and_a_rerun_skips_it
         Some(inspected)
     );
     assert_eq!(jobs["jobs"][0]["paths"], serde_json::json!(["day1"]));
+
+    // A slow redo (one conversation a second) is stopped from its row.
+    browser.fill("[data-testid=qc-rate]", "1").await;
+    browser.click_on("[data-testid=qc-force]").await;
+    browser.click_on("[data-testid=qc-start]").await;
+    browser.click_on("[data-testid=qc-stop]").await;
+    wait_until("the redo is stopped", || async {
+        let jobs = api.get("/api/v1/qc/jobs", &admin).await.body;
+        jobs["jobs"][0]["state"] == "stopped"
+    })
+    .await;
+    browser
+        .wait_for_text("[data-testid=qc-jobs]", "已停止")
+        .await;
+    let jobs = api.get("/api/v1/qc/jobs", &admin).await.expect(200);
+    assert_eq!(jobs["jobs"][0]["force"], true);
+    assert!(jobs["jobs"][0]["summary"]["inspected"].as_u64() < Some(inspected));
     browser.quit().await;
 }

@@ -190,6 +190,13 @@ fn table() -> Vec<Row> {
         ),
         row(
             M::POST,
+            "/api/v1/qc/jobs/{id}/stop",
+            "/api/v1/qc/jobs/1/stop",
+            Some("{}"),
+            [401, 403, 403, 403, 404],
+        ),
+        row(
+            M::POST,
             "/api/v1/tasks",
             "/api/v1/tasks",
             Some(r#"{"agent":"a1","title":"empathy","due":"2030-01-01"}"#),

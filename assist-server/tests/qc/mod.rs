@@ -1225,3 +1225,72 @@ async fn a_qc_job_on_the_running_server_inspects_the_batch_folder_while_agents_a
     let r = api.get("/api/v1/qc/jobs/999", &admin).await;
     assert_eq!(r.status.as_u16(), 404);
 }
+
+#[tokio::test]
+async fn a_qc_job_stopped_midway_keeps_what_it_inspected_and_the_next_one_goes_on() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let batch = tempfile::tempdir().expect("tempdir");
+    let (cases, _) = write_set(batch.path(), 4);
+    let batch_dir = batch.path().to_str().expect("utf-8");
+    let server = Server::start_on(data.path(), &default_pack(), &["--batch-dir", batch_dir]);
+    let api = Api::new(&server.http());
+    let admin = api.admin().await;
+
+    // 16 conversations a second: the set takes several seconds, so the stop lands midway.
+    let started = api
+        .post(
+            "/api/v1/qc/jobs",
+            &admin,
+            &json!({"paths": ["."], "max_rate": 16}),
+        )
+        .await
+        .expect(202);
+    let id = started["id"].as_u64().expect("job id");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let stopping = api
+        .post(&format!("/api/v1/qc/jobs/{id}/stop"), &admin, &json!({}))
+        .await
+        .expect(202);
+    assert_eq!(stopping["stopping"], true, "{stopping:#}");
+    let stopped = finished_job(&api, &admin, id).await;
+    assert_eq!(stopped["state"], "stopped", "{stopped:#}");
+    let first = stopped["summary"]["inspected"].as_u64().expect("inspected");
+    assert!(
+        first > 0 && (first as usize) < cases.len(),
+        "stopped midway: {first} of {}",
+        cases.len()
+    );
+    let list = api.get("/api/v1/calls?limit=500", &admin).await.expect(200);
+    assert_eq!(
+        list["total"].as_u64(),
+        Some(first),
+        "what it inspected is stored"
+    );
+    let r = api
+        .post(&format!("/api/v1/qc/jobs/{id}/stop"), &admin, &json!({}))
+        .await;
+    assert_eq!(r.status.as_u16(), 409, "{:?}", r.body);
+
+    // The next job skips what the stopped one stored and inspects the rest.
+    let next = api
+        .post("/api/v1/qc/jobs", &admin, &json!({"paths": ["."]}))
+        .await
+        .expect(202);
+    let next = finished_job(&api, &admin, next["id"].as_u64().expect("id")).await;
+    assert_eq!(next["state"], "done", "{next:#}");
+    assert_eq!(next["summary"]["skipped"].as_u64(), Some(first), "{next:#}");
+    assert_eq!(
+        next["summary"]["inspected"].as_u64(),
+        Some(cases.len() as u64 - first),
+        "{next:#}"
+    );
+    let audit = api
+        .get("/api/v1/audit?action=qc_job_stop", &admin)
+        .await
+        .expect(200);
+    assert_eq!(
+        audit["entries"].as_array().map(Vec::len),
+        Some(1),
+        "{audit:#}"
+    );
+}

@@ -1380,7 +1380,7 @@ async function viewAudit(main, ctx) {
     actor: h('input', { value: p.actor || '', 'data-testid': 'audit-actor' }),
     action: h('select', {}, option('', t('common.all'), p.action),
       ['login', 'login_failed', 'logout', 'publish', 'rollback', 'manual_score', 'verdict', 'delete_call',
-        'export_call', 'purge', 'user_created', 'user_updated', 'user_deleted', 'qc_job'].map((a) => option(a, tv('action', a), p.action))),
+        'export_call', 'purge', 'user_created', 'user_updated', 'user_deleted', 'qc_job', 'qc_job_stop'].map((a) => option(a, tv('action', a), p.action))),
     from: h('input', { type: 'date', value: p.from || '' }),
     to: h('input', { type: 'date', value: p.to || '' }),
     limit: h('input', { type: 'number', min: 1, max: 1000, value: query.limit, class: 'num' }),
@@ -1454,7 +1454,11 @@ async function viewQc(main, ctx) {
         const hits = Object.entries(s.hits_by_category || {}).map(([c, n]) => `${tv('cat', c)} ${n}`).join(', ');
         return h('tr', { 'data-testid': 'qc-job', 'data-state': j.state },
           h('td', { class: 'mono', title: j.paths.join(', ') }, `#${j.id}`),
-          h('td', { title: j.error || '' }, tv('qc.state', j.state), j.error ? h('div', { class: 'error' }, j.error) : null),
+          h('td', { title: j.error || '' }, tv('qc.state', j.state), j.error ? h('div', { class: 'error' }, j.error) : null,
+            j.state === 'running' ? (j.stopping ? h('div', { class: 'muted' }, t('qc.stopping')) : h('button', {
+              type: 'button', class: 'link', 'data-testid': 'qc-stop',
+              onclick: () => attempt(slot, () => api('POST', `/qc/jobs/${j.id}/stop`, {})),
+            }, t('qc.stop'))) : null),
           h('td', { class: 'num' }, `${pct}%`),
           h('td', { class: 'num', 'data-testid': 'qc-inspected' }, s.inspected),
           h('td', { class: 'num' }, s.skipped),
