@@ -101,8 +101,9 @@ struct Args {
     /// Vosk model folder [default: models/vosk-model-small-cn-0.22 for zh, -en-us-0.15 for en].
     #[arg(long, env = "ASSIST_MODEL")]
     model: Option<PathBuf>,
-    /// Less memory for speech recognition (a fresh Vosk recognizer per utterance: ~60 MB
-    /// instead of ~94 MB per speaker, ~2.3x the decoding CPU). For thin clients and VDI.
+    /// Less memory for speech recognition: one Vosk recognizer shared by the two speakers,
+    /// started when someone speaks and freed after each utterance (speech overlapping another
+    /// speaker's waits for it), at ~2x the decoding CPU. For thin clients and VDI.
     #[arg(long, env = "ASSIST_LOW_MEMORY")]
     low_memory: bool,
     /// Pace a transcript or audio file in real time (divided by --speed).
@@ -183,6 +184,10 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
+    if args.low_memory {
+        // Before any thread starts: the speakers' recognizers then reuse each other's memory.
+        agent_client::asr::use_one_malloc_arena();
+    }
     let mut args = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -609,9 +614,12 @@ fn start_audio(args: &Args, language: &str, sink: &UiSink) -> Result<AudioPipeli
         .map(|speaker| Transcriber::new(&model, speaker, language))
         .collect::<Result<Vec<_>, _>>()?;
     if args.low_memory {
-        transcribers
-            .iter_mut()
-            .for_each(Transcriber::renew_per_utterance);
+        // One recognizer between the two speakers, started by speech and freed after each
+        // final (see Transcriber::share_recognizer).
+        let slot = Arc::new(agent_client::asr::RecognizerSlot::default());
+        for transcriber in &mut transcribers {
+            transcriber.share_recognizer(Arc::clone(&slot));
+        }
     }
     let (tx, events) = std_mpsc::channel();
     let map = channel_map(args.channels.as_deref())?;

@@ -538,37 +538,47 @@ fn speech_in_a_wav_file_reaches_the_server_as_text_and_comes_back_as_events() {
     let model = korean_model();
     let dir = tempfile::tempdir().expect("temp dir");
     let wav = korean_speech(dir.path(), "안녕하세요 환불을 원합니다 배송이 너무 늦어요");
-    let out = run_client(&[
-        "--headless",
-        "--server",
-        &server.url(),
-        "--audio-file",
-        &wav.to_string_lossy(),
-        "--channels",
-        "customer",
-        "--model",
-        &model.to_string_lossy(),
-        "--language",
-        "zh",
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let events = parse_events(&out.stdout);
-    let s = summary(&events);
-    assert!(
-        s.utterances >= 1,
-        "the speech became at least one utterance: {s:?}"
-    );
-    assert!(
-        events.iter().any(|e| matches!(e, Event::Emotion(_))),
-        "the customer's utterances were read for emotion: {events:?}"
-    );
-    assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, Event::Alert(a) if a.rule == "test.delivery_words")),
-        "a rule fired on words recognized from the audio: {events:?}"
-    );
+    // Both ways of recognizing: a recognizer per speaker, and one shared (--low-memory).
+    for low_memory in [false, true] {
+        let wav = wav.to_string_lossy();
+        let model = model.to_string_lossy();
+        let url = server.url();
+        let mut args = vec![
+            "--headless",
+            "--server",
+            &url,
+            "--audio-file",
+            &wav,
+            "--channels",
+            "customer",
+            "--model",
+            &model,
+            "--language",
+            "zh",
+        ];
+        if low_memory {
+            args.push("--low-memory");
+        }
+        let out = run_client(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let events = parse_events(&out.stdout);
+        let s = summary(&events);
+        assert!(
+            s.utterances >= 1,
+            "low memory {low_memory}: the speech became at least one utterance: {s:?}"
+        );
+        assert!(
+            events.iter().any(|e| matches!(e, Event::Emotion(_))),
+            "low memory {low_memory}: the customer's utterances were read for emotion: {events:?}"
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Alert(a) if a.rule == "test.delivery_words")),
+            "low memory {low_memory}: a rule fired on words recognized from the audio: {events:?}"
+        );
+    }
 }
 
 mod outbox {

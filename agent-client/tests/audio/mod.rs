@@ -10,7 +10,7 @@
 //! - SYNTHETIC: WAV files written by the test with hound.
 
 use agent_client::asr::prosody::{measure, ProsodyTracker};
-use agent_client::asr::{AsrError, AsrModel, Recognized, Transcriber};
+use agent_client::asr::{AsrError, AsrModel, Recognized, RecognizerSlot, Transcriber};
 use agent_client::audio::device::{list_devices, DeviceSource, DeviceSpec};
 use agent_client::audio::wav::WavSource;
 use agent_client::audio::{AudioError, AudioEvent, AudioSource, ChannelMap, Chunk};
@@ -514,6 +514,112 @@ fn a_fresh_recognizer_per_utterance_keeps_call_times_and_words() {
         "second sentence at {after:?}, expected from {offset:.1} s to {total:.1} s"
     );
     assert!(after.iter().map(|f| f.2).sum::<usize>() >= 2, "{after:?}");
+}
+
+/// The low-memory mode for two speakers: one recognizer between them. The customer starts
+/// talking while the agent is still talking (they overlap by about two seconds): the customer's
+/// speech waits for the agent's final, is then decoded, and keeps its own call times; there is
+/// never more than one recognizer. Silence alone never starts one.
+#[test]
+fn two_speakers_sharing_one_recognizer_overlap_and_both_come_out_in_call_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = espeak(dir.path(), "ko.wav", SENTENCE);
+    let agent_wav = dir.path().join("agent.wav");
+    sox(
+        &raw,
+        &agent_wav,
+        &["-r", "16000", "-b", "16", "-c", "1"],
+        &["pad", "0.5", "6.0"],
+    );
+    let customer_start = 1.5;
+    let customer_wav = dir.path().join("customer.wav");
+    sox(
+        &raw,
+        &customer_wav,
+        &["-r", "16000", "-b", "16", "-c", "1"],
+        &["pad", &customer_start.to_string(), "5.0"],
+    );
+    let spoken = wav_seconds(&raw);
+    let mut chunks = read_file(&agent_wav, ChannelMap::All(Speaker::Agent));
+    chunks.extend(read_file(&customer_wav, ChannelMap::All(Speaker::Customer)));
+    chunks.sort_by(|a, b| a.at.total_cmp(&b.at));
+
+    let model = ko_model();
+    let slot = Arc::new(RecognizerSlot::default());
+    let mut agent = Transcriber::new(&model, Speaker::Agent, "ko").expect("recognizer");
+    let mut customer = Transcriber::new(&model, Speaker::Customer, "ko").expect("recognizer");
+    agent.share_recognizer(Arc::clone(&slot));
+    customer.share_recognizer(Arc::clone(&slot));
+    let mut results = Vec::new();
+    for chunk in &chunks {
+        let t = if chunk.speaker == Speaker::Agent {
+            &mut agent
+        } else {
+            &mut customer
+        };
+        results.extend(t.feed(chunk));
+        assert!(slot.held() <= 1, "two recognizers at {:.1} s", chunk.at);
+    }
+    results.extend(agent.flush());
+    results.extend(customer.flush());
+    assert_eq!(slot.most_held(), 1, "one recognizer at a time");
+    assert_eq!(slot.held(), 0, "all given back");
+
+    let span = |speaker: Speaker| -> (f64, f64, usize) {
+        let finals: Vec<_> = results
+            .iter()
+            .filter_map(|r| match r {
+                Recognized::Final {
+                    speaker: s,
+                    start,
+                    end,
+                    words,
+                    ..
+                } if *s == speaker => Some((*start, *end, words.len())),
+                _ => None,
+            })
+            .collect();
+        assert!(!finals.is_empty(), "{speaker:?} said nothing: {results:#?}");
+        (
+            finals.iter().map(|f| f.0).fold(f64::MAX, f64::min),
+            finals.iter().map(|f| f.1).fold(0.0, f64::max),
+            finals.iter().map(|f| f.2).sum(),
+        )
+    };
+    let (a_start, a_end, a_words) = span(Speaker::Agent);
+    let (c_start, c_end, c_words) = span(Speaker::Customer);
+    println!("agent {a_start:.2}-{a_end:.2} ({a_words} words), customer {c_start:.2}-{c_end:.2} ({c_words} words), sentence {spoken:.2} s");
+    assert!(a_words >= 2 && c_words >= 2, "{results:#?}");
+    // Each in its own place in the call, though the customer's was decoded later.
+    assert!(
+        (a_start - 0.5).abs() < 0.8 && a_end <= 0.5 + spoken + 0.3,
+        "agent {a_start}-{a_end}"
+    );
+    assert!(
+        (c_start - customer_start).abs() < 0.8 && c_end <= customer_start + spoken + 0.3,
+        "customer {c_start}-{c_end}"
+    );
+    assert!(
+        c_start < a_end,
+        "they overlap: customer from {c_start}, agent until {a_end}"
+    );
+
+    // A line with only its hiss: no recognizer, nothing recognized.
+    let hiss = dir.path().join("hiss.wav");
+    run(Command::new("sox")
+        .args(["-n", "-r", "16000", "-b", "16", "-c", "1"])
+        .arg(&hiss)
+        .args(["synth", "5", "whitenoise", "vol", "0.003"]));
+    let quiet = Arc::new(RecognizerSlot::default());
+    let mut listener = Transcriber::new(&model, Speaker::Customer, "ko").expect("recognizer");
+    listener.share_recognizer(Arc::clone(&quiet));
+    let mut heard = Vec::new();
+    for chunk in read_file(&hiss, ChannelMap::All(Speaker::Customer)) {
+        heard.extend(listener.feed(&chunk));
+    }
+    heard.extend(listener.flush());
+    assert_eq!(quiet.most_held(), 0, "silence started a recognizer");
+    assert!(heard.is_empty(), "{heard:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

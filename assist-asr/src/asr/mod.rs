@@ -159,18 +159,26 @@ struct Segment {
 /// handing out the final) and gives the old one's memory back to the system, so memory stays
 /// at what one utterance needs (~60 MB), at ~2.3× the decoding CPU. The audio after the end of
 /// the last word is fed to the new recognizer again, so a word that began right after the
-/// endpoint is not cut.
+/// endpoint is not cut. [`Transcriber::share_recognizer`] goes further for two speakers: one
+/// recognizer between them, started by speech and freed after each utterance (~80 MB beyond
+/// the model for both, with [`use_one_malloc_arena`]).
 pub struct Transcriber {
     model: Arc<AsrModel>,
-    recognizer: vosk::Recognizer,
+    /// `None` only in shared mode between utterances ([`Transcriber::share_recognizer`]).
+    recognizer: Option<vosk::Recognizer>,
     speaker: Speaker,
     join_cjk: bool,
     /// A new recognizer before the next chunk (set after a final).
     renew: bool,
     /// Whether finals renew the recognizer at all ([`Transcriber::renew_per_utterance`]).
     renew_after_final: bool,
-    /// Stream samples fed so far (to all of this speaker's recognizers).
+    /// Stream samples fed so far (to all of this speaker's recognizers); in shared mode a
+    /// recognizer may start later in the stream than the last one stopped.
     fed: u64,
+    /// Stream samples received so far (equal to `fed` unless the shared mode holds some back).
+    received: u64,
+    /// The recognizer slot shared with the other speaker ([`Transcriber::share_recognizer`]).
+    shared: Option<Shared>,
     /// The stream sample where the current recognizer's time 0 is.
     origin: u64,
     segments: Vec<Segment>,
@@ -202,12 +210,14 @@ impl Transcriber {
         silence_vosk_log();
         Ok(Transcriber {
             model: Arc::clone(model),
-            recognizer: new_recognizer(model)?,
+            recognizer: Some(new_recognizer(model)?),
             speaker,
             join_cjk: language.to_ascii_lowercase().starts_with("zh"),
             renew: false,
             renew_after_final: false,
             fed: 0,
+            received: 0,
+            shared: None,
             origin: 0,
             segments: Vec::new(),
             last_partial: String::new(),
@@ -229,6 +239,28 @@ impl Transcriber {
         self.renew_after_final = true;
     }
 
+    /// One recognizer at a time for all the speakers sharing `slot` (the least memory: one
+    /// lookahead cache instead of one per speaker). Between utterances this transcriber holds
+    /// none: a recognizer is started when its audio turns to speech (an energy gate, with
+    /// [`PREROLL_SECONDS`] of audio before it) and freed after the final. While another
+    /// speaker's utterance holds the slot, this speaker's speech waits and is decoded after it
+    /// (faster than real time), unless it waits longer than [`MAX_WAIT_SECONDS`]: then it takes
+    /// a second recognizer rather than fall behind further. Call times are kept.
+    pub fn share_recognizer(&mut self, slot: Arc<RecognizerSlot>) {
+        self.renew_after_final = true;
+        self.recognizer = None;
+        release_freed_memory();
+        self.fed = self.received;
+        self.drop_audio_until(self.received);
+        self.shared = Some(Shared {
+            slot,
+            holding: false,
+            speaking: false,
+            quiet: 0,
+            gate: EnergyGate::default(),
+        });
+    }
+
     /// Starts a new recognizer, frees the old one, and feeds it the audio still unused (from
     /// the end of the last final's words, at most [`REFEED_SECONDS`]).
     fn renew_recognizer(&mut self) {
@@ -241,14 +273,14 @@ impl Transcriber {
                 return;
             }
         };
-        drop(std::mem::replace(&mut self.recognizer, recognizer));
+        drop(self.recognizer.replace(recognizer));
         release_freed_memory();
         let refeed = (REFEED_SECONDS * TARGET_RATE as f64) as usize;
         let skip = self.audio.len().saturating_sub(refeed);
         self.origin = self.audio_start + skip as u64;
         if skip < self.audio.len() {
             let tail: Vec<i16> = self.audio.range(skip..).copied().collect();
-            if let Err(e) = self.recognizer.accept_waveform(&tail) {
+            if let Some(Err(e)) = self.recognizer.as_mut().map(|r| r.accept_waveform(&tail)) {
                 tracing::warn!("vosk refused audio: {e}");
             }
         }
@@ -271,10 +303,14 @@ impl Transcriber {
         if chunk.samples.is_empty() {
             return Vec::new();
         }
+        if self.shared.is_some() {
+            return self.feed_shared(chunk);
+        }
         if self.renew {
             self.renew_recognizer();
         }
         self.place(chunk.at);
+        self.received += chunk.samples.len() as u64;
         self.fed += chunk.samples.len() as u64;
         self.audio.extend(chunk.samples.iter().copied());
         let max = MAX_UTTERANCE_SECONDS * TARGET_RATE as usize;
@@ -283,24 +319,35 @@ impl Transcriber {
             self.audio.drain(..excess);
             self.audio_start += excess as u64;
         }
-        let state = match self.recognizer.accept_waveform(&chunk.samples) {
+        let mut out = Vec::new();
+        self.decode(&chunk.samples, &mut out);
+        out
+    }
+
+    /// Feeds audio to the current recognizer and collects what it recognized; returns whether
+    /// it ended an utterance (a final, possibly empty).
+    fn decode(&mut self, samples: &[i16], out: &mut Vec<Recognized>) -> bool {
+        let Some(recognizer) = self.recognizer.as_mut() else {
+            return false;
+        };
+        let state = match recognizer.accept_waveform(samples) {
             Ok(state) => state,
             Err(e) => {
                 tracing::warn!("vosk refused audio: {e}");
-                return Vec::new();
+                return false;
             }
         };
-        let mut out = Vec::new();
         match state {
             vosk::DecodingState::Finalized => {
-                let (text, words) = owned(self.recognizer.result());
+                let (text, words) = owned(recognizer.result());
                 if let Some(fin) = self.make_final(&text, &words) {
                     out.push(fin);
                 }
                 self.renew = self.renew_after_final;
+                return true;
             }
             vosk::DecodingState::Running => {
-                let partial = self.recognizer.partial_result();
+                let partial = recognizer.partial_result();
                 let raw = partial.partial.to_string();
                 let first = partial.partial_result.first().map(|w| f64::from(w.start));
                 let text = self.clean(&raw);
@@ -318,13 +365,158 @@ impl Transcriber {
             }
             vosk::DecodingState::Failed => tracing::warn!("vosk decoding failed on a chunk"),
         }
+        false
+    }
+
+    /// [`Transcriber::feed`] in shared mode: the chunk joins the audio held back, and as much
+    /// of it as the slot allows is decoded.
+    fn feed_shared(&mut self, chunk: &Chunk) -> Vec<Recognized> {
+        self.place(chunk.at);
+        self.received += chunk.samples.len() as u64;
+        self.audio.extend(chunk.samples.iter().copied());
+        let mut out = Vec::new();
+        let Some(shared) = self.shared.as_mut() else {
+            return out;
+        };
+        if self.recognizer.is_none() && !shared.speaking {
+            if shared.gate.is_speech(&chunk.samples) {
+                shared.speaking = true;
+            } else {
+                // Silence between utterances: only the pre-roll is kept.
+                let keep = (PREROLL_SECONDS * f64::from(TARGET_RATE)) as u64;
+                self.drop_audio_until(self.received.saturating_sub(keep));
+                self.fed = self.audio_start;
+                return out;
+            }
+        }
+        self.pump(false, &mut out);
         out
+    }
+
+    /// Decodes the audio held back, in capture-sized pieces, while this transcriber has (or
+    /// can get) a recognizer; after each final it lets the recognizer go and looks for speech
+    /// again in what is left. `force`: take a recognizer even when the slot is busy.
+    fn pump(&mut self, force: bool, out: &mut Vec<Recognized>) {
+        const PIECE: usize = TARGET_RATE as usize / 10;
+        loop {
+            if self.recognizer.is_none() {
+                let Some(shared) = self.shared.as_mut() else {
+                    return;
+                };
+                let waited = (self.received - self.fed) as f64 / f64::from(TARGET_RATE);
+                let overdue = waited > MAX_WAIT_SECONDS;
+                if !shared.slot.take(force || overdue) {
+                    return;
+                }
+                shared.holding = true;
+                shared.quiet = 0;
+                tracing::debug!(
+                    speaker = self.speaker.as_str(),
+                    waited,
+                    overdue,
+                    "recognizer taken"
+                );
+                match new_recognizer(&self.model) {
+                    Ok(recognizer) => self.recognizer = Some(recognizer),
+                    Err(e) => {
+                        tracing::warn!("could not start a recognizer: {e}");
+                        shared.slot.give_back();
+                        shared.holding = false;
+                        return;
+                    }
+                }
+                self.origin = self.audio_start;
+                self.fed = self.audio_start;
+            }
+            let mut ended = false;
+            while self.fed < self.received && !ended {
+                let from = (self.fed - self.audio_start) as usize;
+                let to = (from + PIECE).min(self.audio.len());
+                let piece: Vec<i16> = self.audio.range(from..to).copied().collect();
+                self.fed += piece.len() as u64;
+                ended = self.decode(&piece, out);
+                if !ended && self.quiet_long_enough(&piece) {
+                    // The speaker stopped and Vosk has not called it yet (its rules can wait
+                    // many seconds on some lines): end the utterance here, so the recognizer
+                    // is free for the other speaker.
+                    if let Some(recognizer) = self.recognizer.as_mut() {
+                        let (text, words) = owned(recognizer.final_result());
+                        out.extend(self.make_final(&text, &words));
+                    }
+                    ended = true;
+                }
+            }
+            if !ended {
+                return;
+            }
+            self.release_shared();
+            // What is left after the utterance: speech again, or silence to drop.
+            let keep = (PREROLL_SECONDS * f64::from(TARGET_RATE)) as u64;
+            self.drop_audio_until(self.fed.saturating_sub(keep));
+            self.fed = self.audio_start;
+            let Some(shared) = self.shared.as_mut() else {
+                return;
+            };
+            let pending: Vec<i16> = self.audio.iter().copied().collect();
+            shared.speaking = pending
+                .chunks(PIECE)
+                .any(|piece| shared.gate.is_speech(piece));
+            if !shared.speaking {
+                return;
+            }
+        }
+    }
+
+    /// Whether this speaker has been quiet for [`HANDOVER_SILENCE_SECONDS`] up to `piece`, which
+    /// the recognizer has just decoded (shared mode).
+    fn quiet_long_enough(&mut self, piece: &[i16]) -> bool {
+        let Some(shared) = self.shared.as_mut() else {
+            return false;
+        };
+        if shared.gate.is_speech(piece) {
+            shared.quiet = 0;
+            return false;
+        }
+        shared.quiet += piece.len() as u64;
+        shared.quiet as f64 >= HANDOVER_SILENCE_SECONDS * f64::from(TARGET_RATE)
+    }
+
+    /// Frees the recognizer and gives the slot back (shared mode).
+    fn release_shared(&mut self) {
+        self.renew = false;
+        if self.recognizer.take().is_some() {
+            release_freed_memory();
+        }
+        if let Some(shared) = self.shared.as_mut() {
+            if shared.holding {
+                shared.slot.give_back();
+                shared.holding = false;
+                tracing::debug!(
+                    speaker = self.speaker.as_str(),
+                    fed = self.fed,
+                    "recognizer given back"
+                );
+            }
+            shared.speaking = false;
+        }
     }
 
     /// The end of the call: whatever is still being said, as a final.
     pub fn flush(&mut self) -> Vec<Recognized> {
-        let (text, words) = owned(self.recognizer.final_result());
-        self.make_final(&text, &words).into_iter().collect()
+        let mut out = Vec::new();
+        if let Some(shared) = self.shared.as_ref() {
+            if shared.speaking || self.recognizer.is_some() {
+                self.pump(true, &mut out);
+            }
+        }
+        if let Some(recognizer) = self.recognizer.as_mut() {
+            let (text, words) = owned(recognizer.final_result());
+            out.extend(self.make_final(&text, &words));
+        }
+        if self.shared.is_some() {
+            self.release_shared();
+        }
+        out
     }
 
     /// Records where a chunk starting at call time `at` goes in the stream.
@@ -332,11 +524,11 @@ impl Transcriber {
         let expected = self
             .segments
             .last()
-            .map(|s| s.at + (self.fed - s.sample) as f64 / f64::from(TARGET_RATE));
+            .map(|s| s.at + (self.received - s.sample) as f64 / f64::from(TARGET_RATE));
         let continuous = expected.is_some_and(|e| (e - at).abs() < 0.02);
         if !continuous {
             self.segments.push(Segment {
-                sample: self.fed,
+                sample: self.received,
                 at,
             });
         }
@@ -466,6 +658,107 @@ impl Transcriber {
 /// capture chunk, less than Vosk's shortest endpoint silence.
 const REFEED_SECONDS: f64 = 0.3;
 
+/// Audio kept before speech starts, for a recognizer started by the energy gate (shared mode):
+/// the onset of the first word is quieter than what opens the gate.
+pub const PREROLL_SECONDS: f64 = 0.5;
+
+/// Silence after speech that ends an utterance in shared mode even when Vosk's endpoint rules
+/// have not (they can wait up to 20 s on some lines), so the recognizer is free for the other
+/// speaker. Vosk's own rules usually end it first (0.5–2 s).
+pub const HANDOVER_SILENCE_SECONDS: f64 = 1.5;
+
+/// How long a speaker's speech may wait for the shared recognizer before it takes one of its
+/// own (shared mode): longer overlaps cost memory rather than latency.
+pub const MAX_WAIT_SECONDS: f64 = 8.0;
+
+/// The recognizer slot speakers share ([`Transcriber::share_recognizer`]): how many
+/// recognizers they hold now and at most.
+#[derive(Debug, Default)]
+pub struct RecognizerSlot {
+    held: std::sync::Mutex<(usize, usize)>,
+}
+
+impl RecognizerSlot {
+    /// Takes the slot if it is free (or anyway with `force`).
+    fn take(&self, force: bool) -> bool {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.0 > 0 && !force {
+            return false;
+        }
+        held.0 += 1;
+        held.1 = held.1.max(held.0);
+        true
+    }
+
+    fn give_back(&self) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.0 = held.0.saturating_sub(1);
+    }
+
+    /// Recognizers held now.
+    pub fn held(&self) -> usize {
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+
+    /// The most recognizers held at once so far.
+    pub fn most_held(&self) -> usize {
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).1
+    }
+}
+
+/// The shared mode's state of one transcriber.
+struct Shared {
+    slot: Arc<RecognizerSlot>,
+    /// Whether this transcriber holds the slot (has a recognizer).
+    holding: bool,
+    /// Speech was heard and waits for (or is in) a recognizer.
+    speaking: bool,
+    /// Samples of silence (by the gate) the recognizer decoded since the last speech.
+    quiet: u64,
+    gate: EnergyGate,
+}
+
+/// Tells speech from the line's background: a piece is speech when its RMS is well above the
+/// noise floor, which follows the quiet pieces (fast down, slowly up).
+#[derive(Debug)]
+struct EnergyGate {
+    floor: f64,
+}
+
+impl Default for EnergyGate {
+    fn default() -> Self {
+        EnergyGate { floor: 60.0 }
+    }
+}
+
+impl EnergyGate {
+    /// RMS of at least this (i16 scale, about -50 dBFS) can open the gate.
+    const MIN_SPEECH_RMS: f64 = 100.0;
+    /// Speech is this many times the noise floor.
+    const OVER_FLOOR: f64 = 3.0;
+
+    fn is_speech(&mut self, samples: &[i16]) -> bool {
+        if samples.is_empty() {
+            return false;
+        }
+        let power = samples
+            .iter()
+            .map(|&s| f64::from(s) * f64::from(s))
+            .sum::<f64>()
+            / samples.len() as f64;
+        let rms = power.sqrt();
+        let speech = rms >= Self::MIN_SPEECH_RMS && rms >= self.floor * Self::OVER_FLOOR;
+        if !speech {
+            self.floor = if rms < self.floor {
+                rms.max(1.0)
+            } else {
+                self.floor * 0.95 + rms * 0.05
+            };
+        }
+        speech
+    }
+}
+
 /// A 16 kHz recognizer with word timings (also in partials) and no alternatives.
 fn new_recognizer(model: &AsrModel) -> Result<vosk::Recognizer, AsrError> {
     let mut recognizer =
@@ -476,6 +769,28 @@ fn new_recognizer(model: &AsrModel) -> Result<vosk::Recognizer, AsrError> {
     recognizer.set_partial_words(true);
     recognizer.set_max_alternatives(0);
     Ok(recognizer)
+}
+
+/// One malloc arena for the whole process (glibc): a recognizer freed by one speaker's thread
+/// then leaves its memory where the next one, started by the other speaker's thread, takes it,
+/// instead of each thread's arena keeping a recognizer's worth. For the shared mode
+/// ([`Transcriber::share_recognizer`]); call it first thing, before threads start. Measured on
+/// the bench call: 119–142 MB beyond the model with an arena per thread, 82 MB with one.
+#[allow(unsafe_code)] // One FFI call into glibc, below.
+pub fn use_one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        const M_ARENA_MAX: i32 = -8;
+        // SAFETY: mallopt only sets one of glibc's allocator parameters from two integers; it
+        // takes no pointers and is safe to call at any time.
+        let ok = unsafe { mallopt(M_ARENA_MAX, 1) };
+        if ok != 1 {
+            tracing::warn!("could not limit malloc to one arena");
+        }
+    }
 }
 
 /// Hands memory freed by a dropped recognizer back to the system: Kaldi frees its graph cache
