@@ -928,3 +928,186 @@ mod stopping {
         );
     }
 }
+
+mod window_close {
+    use super::common::*;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+    use x11rb::connection::Connection;
+    use x11rb::protocol::xproto::{AtomEnum, ClientMessageEvent, ConnectionExt, EventMask};
+
+    /// An Xvfb display for one test, stopped when dropped.
+    struct Display {
+        name: String,
+        xvfb: Child,
+    }
+
+    impl Display {
+        fn start() -> Option<Display> {
+            // A display number nobody holds (Xvfb's lock file is /tmp/.X<n>-lock).
+            let number = (140 + std::process::id() % 50..400)
+                .find(|n| !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists())?;
+            let name = format!(":{number}");
+            let xvfb = Command::new("Xvfb")
+                .args([name.as_str(), "-screen", "0", "1024x768x24"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while x11rb::connect(Some(&name)).is_err() {
+                if Instant::now() > deadline {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Some(Display { name, xvfb })
+        }
+    }
+
+    impl Drop for Display {
+        fn drop(&mut self) {
+            // SIGTERM, so that Xvfb removes its lock file and the display number is free again.
+            let _ = Command::new("kill")
+                .arg(self.xvfb.id().to_string())
+                .status();
+            let _ = self.xvfb.wait();
+        }
+    }
+
+    /// What the window manager does when the user clicks a window's close button: a
+    /// WM_DELETE_WINDOW message to every top-level window whose title contains `title`.
+    /// Returns how many it found.
+    fn close_windows(display: &str, title: &str) -> usize {
+        let (conn, screen) = x11rb::connect(Some(display)).expect("X connection");
+        let root = conn.setup().roots[screen].root;
+        let atom = |name: &[u8]| {
+            conn.intern_atom(false, name)
+                .expect("intern")
+                .reply()
+                .expect("atom")
+                .atom
+        };
+        let (protocols, delete) = (atom(b"WM_PROTOCOLS"), atom(b"WM_DELETE_WINDOW"));
+        let (net_name, utf8) = (atom(b"_NET_WM_NAME"), atom(b"UTF8_STRING"));
+        let children = conn
+            .query_tree(root)
+            .expect("query tree")
+            .reply()
+            .expect("tree")
+            .children;
+        let mut found = 0;
+        for window in children {
+            let mut name = Vec::new();
+            for (property, kind) in [
+                (net_name, utf8),
+                (AtomEnum::WM_NAME.into(), AtomEnum::STRING.into()),
+            ] {
+                if let Ok(reply) = conn
+                    .get_property(false, window, property, kind, 0, 256)
+                    .expect("get property")
+                    .reply()
+                {
+                    name.extend(reply.value);
+                }
+            }
+            if String::from_utf8_lossy(&name).contains(title) {
+                let event = ClientMessageEvent::new(32, window, protocols, [delete, 0, 0, 0, 0]);
+                conn.send_event(false, window, EventMask::NO_EVENT, event)
+                    .expect("send");
+                found += 1;
+            }
+        }
+        conn.flush().expect("flush");
+        found
+    }
+
+    /// The agent closes the overlay mid-call: like SIGTERM, the client ends the call, delivers
+    /// what it already sent and exits cleanly; the server's call log has the call ended with
+    /// the lines sent so far.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn closing_the_window_mid_call_ends_the_call_and_loses_nothing_already_sent() {
+        let Some(display) = Display::start() else {
+            println!(
+                "SKIPPED closing_the_window_mid_call: no Xvfb here (scripts/setup.sh installs it)"
+            );
+            return;
+        };
+        let server = Server::start("127.0.0.1:0", &[]);
+        let call = repo_root().join("samples/zh_demo_call.jsonl");
+        let total = std::fs::read_to_string(&call)
+            .expect("sample call")
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count();
+        let home = tempfile::tempdir().expect("tempdir");
+        let client = Command::new(CLIENT)
+            .args(["--realtime", "--speed", "4", "--server"])
+            .arg(server.url())
+            .args([
+                "--agent-id",
+                "agent-close",
+                "--call-id",
+                "call-close",
+                "--transcript",
+            ])
+            .arg(&call)
+            .env("DISPLAY", &display.name)
+            .env("LIBGL_ALWAYS_SOFTWARE", "1")
+            .env("HOME", home.path())
+            .env_remove("WAYLAND_DISPLAY")
+            .env("ASSIST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("client starts");
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert_eq!(
+            close_windows(&display.name, "Agent Assist"),
+            1,
+            "the overlay is up"
+        );
+        let closed = Instant::now();
+        let out = tokio::task::spawn_blocking(move || client.wait_with_output())
+            .await
+            .expect("join")
+            .expect("client exits");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "a clean stop: {stderr}");
+        assert!(
+            closed.elapsed() < Duration::from_secs(15),
+            "stopped promptly"
+        );
+        assert!(stderr.contains("the window closed mid-call"), "{stderr}");
+
+        let http = reqwest::Client::new();
+        let base = format!("http://{}", server.addr);
+        let login: serde_json::Value = http
+            .post(format!("{base}/api/v1/login"))
+            .json(&serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("login answer");
+        let token = login["token"].as_str().expect("token");
+        let page: serde_json::Value = http
+            .get(format!("{base}/api/v1/calls?agent=agent-close"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("calls")
+            .json()
+            .await
+            .expect("calls answer");
+        let row = &page["calls"][0];
+        assert_eq!(row["call_id"], "call-close", "{page}");
+        assert_eq!(row["status"], "ended", "{row}");
+        let lines = row["lines"].as_u64().expect("lines") as usize;
+        assert!(
+            (1..total).contains(&lines),
+            "closed mid-call with the lines sent so far stored: {lines} of {total}"
+        );
+    }
+}
