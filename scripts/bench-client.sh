@@ -7,7 +7,8 @@
 #      live by the real Korean Vosk model, one recognizer per speaker, in real time: Vosk's
 #      real-time factor and endpoint delay per channel, a forbidden phrase's alert drawn after
 #      the partial that carried it, CPU for two channels, idle CPU after the call, memory
-#      beyond the model.
+#      beyond the model. Three runs: the default (window drawn on the CPU), --low-memory, and
+#      the OpenGL window (--renderer gl; Mesa's llvmpipe on this machine, which has no GPU).
 #
 # Usage: scripts/bench-client.sh            (figures go to target/bench-client/; see BENCHMARKS.md)
 set -euo pipefail
@@ -97,8 +98,17 @@ sox "${left[@]}" "$speech/left.wav"
 sox "${right[@]}" "$speech/right.wav"
 sox -M "$speech/left.wav" "$speech/right.wav" "$out/call.wav"
 echo "bench-client: audio call $(soxi -D "$out/call.wav") s, live"
-client "$out/audio.json" --server "ws://$addr/ws" --audio-file "$out/call.wav" --channels agent-customer \
-  --model "$model" --language zh --realtime --linger 10
+audio_run() { # metrics-name extra-args...
+  local name=$1; shift
+  echo "bench-client: audio call, $name"
+  client "$out/$name.json" --server "ws://$addr/ws" --audio-file "$out/call.wav" --channels agent-customer \
+    --model "$model" --language zh --realtime --linger 10 "$@"
+}
+# The default (software-drawn window, a recognizer per speaker), then --low-memory, then the
+# OpenGL window (Mesa's llvmpipe here: no GPU).
+audio_run audio
+audio_run audio-low-memory --low-memory
+audio_run audio-gl --renderer gl
 
 # --- report -------------------------------------------------------------------------------
 python3 - "$out" <<'PY'
@@ -126,7 +136,9 @@ for s in a["asr"]:
     lines.append(f"vosk {s['speaker']}: audio {s['audio_seconds']:.1f} s, decode {s['decode_seconds']:.1f} s, RTF {rtf:.2f}; endpoint delay n={len(ed)} p50={pct(ed,50):.0f} ms p95={pct(ed,95):.0f} ms")
 lines.append(f"CPU during the live call (2 channels): {a['call_cpu_cores']:.2f} cores over {a['call_seconds']:.0f} s")
 lines.append(f"CPU idle after the call (window up): {a['idle_cpu_cores']:.3f} cores over {a['idle_seconds']:.0f} s")
-lines.append(f"memory: start {a['rss_start_mb']:.0f} MB, after model {a['rss_after_model_mb']:.0f} MB, peak {a['rss_peak_mb']:.0f} MB, beyond the model {a['rss_beyond_model_mb']:.0f} MB")
+for name in ["audio", "audio-low-memory", "audio-gl"]:
+    m = json.load(open(f"{out}/{name}.json"))
+    lines.append(f"{name}: CPU {m['call_cpu_cores']:.2f} cores, idle {m['idle_cpu_cores']:.3f}; memory: start {m['rss_start_mb']:.0f} MB, after model {m['rss_after_model_mb']:.0f} MB, peak {m['rss_peak_mb']:.0f} MB, beyond the model {m['rss_beyond_model_mb']:.0f} MB")
 report = "\n".join(lines)
 print(report)
 open(f"{out}/report.txt", "w").write(report + "\n")

@@ -18,7 +18,7 @@ use agent_client::transcript;
 use agent_client::ui::display_available;
 use agent_client::ui::i18n::Lang;
 use agent_client::ui::model::{OverlayModel, UiEvent};
-use agent_client::ui::overlay::{self, Repaint};
+use agent_client::ui::overlay::{self, Renderer, Repaint};
 use anyhow::{bail, Context, Result};
 use assist_protocol::{Channel, ServerMessage, Speaker};
 use clap::Parser;
@@ -114,6 +114,10 @@ struct Args {
     /// Give up after this many seconds without a connection to the server.
     #[arg(long)]
     give_up_after: Option<u64>,
+    /// How the overlay is drawn: software (on the CPU, no OpenGL; the default) or gl (OpenGL
+    /// through the desktop's driver).
+    #[arg(long, env = "ASSIST_RENDERER")]
+    renderer: Option<String>,
     /// Keep the window open this many seconds after the call ends, then exit (demos, screenshots).
     #[arg(long)]
     linger: Option<u64>,
@@ -146,6 +150,7 @@ struct FileSettings {
     stereo_device: Option<String>,
     give_up_after: Option<u64>,
     spool_dir: Option<PathBuf>,
+    renderer: Option<String>,
 }
 
 impl Args {
@@ -165,6 +170,7 @@ impl Args {
         self.stereo_device = self.stereo_device.or(file.stereo_device);
         self.give_up_after = self.give_up_after.or(file.give_up_after);
         self.spool_dir = self.spool_dir.or(file.spool_dir);
+        self.renderer = self.renderer.or(file.renderer);
         self
     }
 }
@@ -224,6 +230,13 @@ fn run(args: Args) -> Result<()> {
             .latency
             .enable();
     }
+    let renderer: Renderer = args
+        .renderer
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?
+        .unwrap_or_default();
     let repaint = Repaint::default();
     let sink = UiSink {
         model: (!args.headless).then(|| Arc::clone(&model)),
@@ -375,6 +388,7 @@ fn run(args: Args) -> Result<()> {
         Lang::pick(args.ui_lang.as_deref()),
         repaint,
         feedback_tx,
+        renderer,
     )
     .map_err(|e| anyhow::anyhow!("cannot open the overlay window: {e}"))?;
     // Closed mid-call: end the call and deliver what is left before the process goes.

@@ -144,6 +144,25 @@ fn a_refused_token_stops_the_client_with_a_clear_message() {
 }
 
 #[test]
+fn an_unknown_renderer_is_a_clear_error_before_anything_starts() {
+    let call = sample_call("zh_clean_refund.jsonl");
+    let out = run_client(&[
+        "--renderer",
+        "vulkan",
+        "--server",
+        "ws://127.0.0.1:9/ws",
+        "--transcript",
+        call.to_str().expect("utf-8 path"),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown renderer \"vulkan\"") && stderr.contains("software"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_missing_transcript_is_a_clear_error() {
     let out = run_client(&["--headless", "--transcript", "/nonexistent/call.jsonl"]);
     assert!(!out.status.success());
@@ -944,16 +963,22 @@ mod window_close {
 
     impl Display {
         fn start() -> Option<Display> {
-            // A display number nobody holds (Xvfb's lock file is /tmp/.X<n>-lock).
-            let number = (140 + std::process::id() % 50..400)
-                .find(|n| !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists())?;
-            let name = format!(":{number}");
-            let xvfb = Command::new("Xvfb")
-                .args([name.as_str(), "-screen", "0", "1024x768x24"])
-                .stdout(Stdio::null())
+            // Xvfb picks a display number nobody holds and writes it on its stdout
+            // (-displayfd). Two starting at the same moment can both take the same number
+            // (the lock file is checked before it is written), so tests start them one at a
+            // time.
+            static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _one_at_a_time = STARTING.lock().unwrap_or_else(|p| p.into_inner());
+            let mut xvfb = Command::new("Xvfb")
+                .args(["-displayfd", "1", "-screen", "0", "1024x768x24"])
+                .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
                 .ok()?;
+            let mut number = String::new();
+            let stdout = xvfb.stdout.take()?;
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut number).ok()?;
+            let name = format!(":{}", number.trim());
             let deadline = Instant::now() + Duration::from_secs(10);
             while x11rb::connect(Some(&name)).is_err() {
                 if Instant::now() > deadline {
@@ -981,14 +1006,38 @@ mod window_close {
     fn close_windows(display: &str, title: &str) -> usize {
         let (conn, screen) = x11rb::connect(Some(display)).expect("X connection");
         let root = conn.setup().roots[screen].root;
-        let atom = |name: &[u8]| {
-            conn.intern_atom(false, name)
-                .expect("intern")
-                .reply()
-                .expect("atom")
-                .atom
-        };
+        let atom = |name: &[u8]| atom(&conn, name);
         let (protocols, delete) = (atom(b"WM_PROTOCOLS"), atom(b"WM_DELETE_WINDOW"));
+        let windows = windows_titled(&conn, root, title);
+        for &window in &windows {
+            let event = ClientMessageEvent::new(32, window, protocols, [delete, 0, 0, 0, 0]);
+            conn.send_event(false, window, EventMask::NO_EVENT, event)
+                .expect("send");
+        }
+        sync(&conn);
+        windows.len()
+    }
+
+    fn atom(conn: &impl Connection, name: &[u8]) -> u32 {
+        conn.intern_atom(false, name)
+            .expect("intern")
+            .reply()
+            .expect("atom")
+            .atom
+    }
+
+    /// Waits until the X server has handled every request sent on `conn`: a connection dropped
+    /// right after a flush can lose its last requests (XCloseDisplay syncs for this reason).
+    fn sync(conn: &impl Connection) {
+        conn.get_input_focus()
+            .expect("round trip")
+            .reply()
+            .expect("round trip reply");
+    }
+
+    /// The top-level windows whose title contains `title`.
+    fn windows_titled(conn: &impl Connection, root: u32, title: &str) -> Vec<u32> {
+        let atom = |name: &[u8]| atom(conn, name);
         let (net_name, utf8) = (atom(b"_NET_WM_NAME"), atom(b"UTF8_STRING"));
         let children = conn
             .query_tree(root)
@@ -996,35 +1045,149 @@ mod window_close {
             .reply()
             .expect("tree")
             .children;
-        let mut found = 0;
-        for window in children {
-            let mut name = Vec::new();
-            for (property, kind) in [
-                (net_name, utf8),
-                (AtomEnum::WM_NAME.into(), AtomEnum::STRING.into()),
-            ] {
-                if let Ok(reply) = conn
-                    .get_property(false, window, property, kind, 0, 256)
-                    .expect("get property")
-                    .reply()
-                {
-                    name.extend(reply.value);
+        children
+            .into_iter()
+            .filter(|&window| {
+                let mut name = Vec::new();
+                for (property, kind) in [
+                    (net_name, utf8),
+                    (AtomEnum::WM_NAME.into(), AtomEnum::STRING.into()),
+                ] {
+                    if let Ok(reply) = conn
+                        .get_property(false, window, property, kind, 0, 256)
+                        .expect("get property")
+                        .reply()
+                    {
+                        name.extend(reply.value);
+                    }
                 }
+                String::from_utf8_lossy(&name).contains(title)
+            })
+            .collect()
+    }
+
+    /// Waits for the overlay's window to be mapped; its id.
+    fn overlay_window(display: &str) -> Option<u32> {
+        let (conn, screen) = x11rb::connect(Some(display)).expect("X connection");
+        let root = conn.setup().roots[screen].root;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(&window) = windows_titled(&conn, root, "Agent Assist").first() {
+                return Some(window);
             }
-            if String::from_utf8_lossy(&name).contains(title) {
-                let event = ClientMessageEvent::new(32, window, protocols, [delete, 0, 0, 0, 0]);
-                conn.send_event(false, window, EventMask::NO_EVENT, event)
-                    .expect("send");
-                found += 1;
-            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        conn.flush().expect("flush");
-        found
+        None
+    }
+
+    /// Where a window is on the screen (its top-left corner, in root coordinates).
+    fn window_position(display: &str, window: u32) -> (i16, i16) {
+        let (conn, screen) = x11rb::connect(Some(display)).expect("X connection");
+        let root = conn.setup().roots[screen].root;
+        let at = conn
+            .translate_coordinates(window, root, 0, 0)
+            .expect("translate")
+            .reply()
+            .expect("position");
+        (at.dst_x, at.dst_y)
+    }
+
+    /// What the agent does by dragging the window's bar: the window moves (no window manager on
+    /// Xvfb, so a configure request moves it directly).
+    fn move_window(display: &str, window: u32, x: i32, y: i32) {
+        use x11rb::protocol::xproto::ConfigureWindowAux;
+        let (conn, _) = x11rb::connect(Some(display)).expect("X connection");
+        conn.configure_window(window, &ConfigureWindowAux::new().x(x).y(y))
+            .expect("configure");
+        sync(&conn);
+    }
+
+    fn overlay_command(display: &Display, home: &std::path::Path, renderer: &str) -> Command {
+        let mut command = Command::new(CLIENT);
+        command
+            .args(["--renderer", renderer])
+            .env("DISPLAY", &display.name)
+            .env("LIBGL_ALWAYS_SOFTWARE", "1")
+            .env("HOME", home)
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("WAYLAND_DISPLAY")
+            .env("ASSIST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// The agent moves the overlay out of the way, closes it, and opens it again the next day:
+    /// it comes back where it was put. Both renderers (the OpenGL one keeps it in eframe's
+    /// settings, the software one beside them).
+    #[test]
+    fn the_window_comes_back_where_the_agent_put_it() {
+        let Some(display) = Display::start() else {
+            println!("SKIPPED the_window_comes_back: no Xvfb here (scripts/setup.sh installs it)");
+            return;
+        };
+        let server = Server::start("127.0.0.1:0", &[]);
+        let call = repo_root().join("samples/zh_demo_call.jsonl");
+        for renderer in ["software", "gl"] {
+            let home = tempfile::tempdir().expect("tempdir");
+            let open = |what: &str| {
+                let client = overlay_command(&display, home.path(), renderer)
+                    .args(["--server", &server.url(), "--agent-id", "agent-moves"])
+                    .arg("--transcript")
+                    .arg(&call)
+                    .args(["--realtime", "--speed", "50", "--linger", "60"])
+                    .spawn()
+                    .expect("client starts");
+                let window = overlay_window(&display.name)
+                    .unwrap_or_else(|| panic!("{renderer}: the overlay is up ({what})"));
+                (client, window)
+            };
+            let close = |client: Child| {
+                assert_eq!(close_windows(&display.name, "Agent Assist"), 1);
+                let out = wait_for_exit(client, Duration::from_secs(30));
+                assert!(
+                    out.status.success(),
+                    "{renderer}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            };
+
+            let (client, window) = open("first time");
+            std::thread::sleep(Duration::from_secs(1));
+            let first = window_position(&display.name, window);
+            let target = (first.0 as i32 + 310, first.1 as i32 + 120);
+            move_window(&display.name, window, target.0, target.1);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let now = window_position(&display.name, window);
+                if now == (target.0 as i16, target.1 as i16) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{renderer}: the window moved from {first:?} to {target:?}: it is at {now:?}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            // The window system tells the client it moved; give it a moment to hear it.
+            std::thread::sleep(Duration::from_millis(500));
+            close(client);
+
+            let (client, window) = open("again");
+            std::thread::sleep(Duration::from_secs(1));
+            let again = window_position(&display.name, window);
+            close(client);
+            assert_eq!(
+                (again.0 as i32, again.1 as i32),
+                target,
+                "{renderer}: reopened where it was left (first opened at {first:?})"
+            );
+        }
     }
 
     /// The agent closes the overlay mid-call: like SIGTERM, the client ends the call, delivers
     /// what it already sent and exits cleanly; the server's call log has the call ended with
-    /// the lines sent so far.
+    /// the lines sent so far. Both renderers.
     #[tokio::test(flavor = "multi_thread")]
     async fn closing_the_window_mid_call_ends_the_call_and_loses_nothing_already_sent() {
         let Some(display) = Display::start() else {
@@ -1033,6 +1196,12 @@ mod window_close {
             );
             return;
         };
+        for renderer in ["software", "gl"] {
+            close_mid_call(&display, renderer).await;
+        }
+    }
+
+    async fn close_mid_call(display: &Display, renderer: &str) {
         let server = Server::start("127.0.0.1:0", &[]);
         let call = repo_root().join("samples/zh_demo_call.jsonl");
         let total = std::fs::read_to_string(&call)
@@ -1041,7 +1210,7 @@ mod window_close {
             .filter(|l| !l.trim().is_empty())
             .count();
         let home = tempfile::tempdir().expect("tempdir");
-        let client = Command::new(CLIENT)
+        let client = overlay_command(display, home.path(), renderer)
             .args(["--realtime", "--speed", "4", "--server"])
             .arg(server.url())
             .args([
@@ -1052,13 +1221,6 @@ mod window_close {
                 "--transcript",
             ])
             .arg(&call)
-            .env("DISPLAY", &display.name)
-            .env("LIBGL_ALWAYS_SOFTWARE", "1")
-            .env("HOME", home.path())
-            .env_remove("WAYLAND_DISPLAY")
-            .env("ASSIST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
             .expect("client starts");
         tokio::time::sleep(Duration::from_secs(6)).await;
@@ -1068,17 +1230,20 @@ mod window_close {
             "the overlay is up"
         );
         let closed = Instant::now();
-        let out = tokio::task::spawn_blocking(move || client.wait_with_output())
-            .await
-            .expect("join")
-            .expect("client exits");
+        let out =
+            tokio::task::spawn_blocking(move || wait_for_exit(client, Duration::from_secs(30)))
+                .await
+                .expect("join");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "a clean stop: {stderr}");
+        assert!(out.status.success(), "{renderer}: a clean stop: {stderr}");
         assert!(
             closed.elapsed() < Duration::from_secs(15),
-            "stopped promptly"
+            "{renderer}: stopped promptly"
         );
-        assert!(stderr.contains("the window closed mid-call"), "{stderr}");
+        assert!(
+            stderr.contains("the window closed mid-call"),
+            "{renderer}: {stderr}"
+        );
 
         let http = reqwest::Client::new();
         let base = format!("http://{}", server.addr);
@@ -1102,12 +1267,12 @@ mod window_close {
             .await
             .expect("calls answer");
         let row = &page["calls"][0];
-        assert_eq!(row["call_id"], "call-close", "{page}");
-        assert_eq!(row["status"], "ended", "{row}");
+        assert_eq!(row["call_id"], "call-close", "{renderer}: {page}");
+        assert_eq!(row["status"], "ended", "{renderer}: {row}");
         let lines = row["lines"].as_u64().expect("lines") as usize;
         assert!(
             (1..total).contains(&lines),
-            "closed mid-call with the lines sent so far stored: {lines} of {total}"
+            "{renderer}: closed mid-call with the lines sent so far stored: {lines} of {total}"
         );
     }
 }

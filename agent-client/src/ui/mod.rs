@@ -7,6 +7,7 @@ pub mod i18n;
 pub mod latency;
 pub mod model;
 pub mod overlay;
+pub mod software;
 
 /// Whether a window can be opened here (an X11 or Wayland display is set).
 pub fn display_available() -> bool {

@@ -51,50 +51,107 @@ pub struct Overlay {
     copied_at: Option<f64>,
 }
 
+/// How the window's pixels are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Renderer {
+    /// On the CPU (winit + softbuffer): no OpenGL driver in the process. The default: the window
+    /// is small and repaints only on events, and on desktops without a GPU driver (VDI, thin
+    /// clients) OpenGL means Mesa's llvmpipe and its LLVM in the process.
+    #[default]
+    Software,
+    /// OpenGL through eframe (glow), for desktops where the GPU driver is the better choice.
+    Gl,
+}
+
+impl std::str::FromStr for Renderer {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "software" | "cpu" => Ok(Renderer::Software),
+            "gl" | "opengl" => Ok(Renderer::Gl),
+            other => Err(format!(
+                "unknown renderer {other:?}: use software (CPU) or gl (OpenGL)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WindowError {
+    #[error(transparent)]
+    Gl(#[from] eframe::Error),
+    #[error(transparent)]
+    Software(#[from] super::software::SoftwareWindowError),
+}
+
+const APP_ID: &str = "agent-assist-overlay";
+
 /// Opens the window and runs until it is closed.
 pub fn run(
     model: Arc<Mutex<OverlayModel>>,
     lang: Lang,
     repaint: Repaint,
     feedback: FeedbackSink,
-) -> Result<(), eframe::Error> {
+    renderer: Renderer,
+) -> Result<(), WindowError> {
     let viewport = egui::ViewportBuilder::default()
         .with_title("Agent Assist")
-        .with_app_id("agent-assist-overlay")
+        .with_app_id(APP_ID)
         .with_inner_size([WIDTH, HEIGHT])
         .with_min_inner_size([240.0, BAR_HEIGHT])
         .with_decorations(false)
         .with_always_on_top()
         .with_resizable(true);
-    let options = eframe::NativeOptions {
-        viewport,
-        persist_window: true,
-        ..Default::default()
+    let make_overlay = move |ctx: &egui::Context| {
+        let _ = repaint.0.set(ctx.clone());
+        let font = fonts::install(ctx);
+        if font.is_none() {
+            tracing::warn!("no CJK font found; Chinese will not render");
+        }
+        ctx.set_visuals(egui::Visuals::light());
+        Overlay {
+            model,
+            lang,
+            feedback,
+            clipboard: arboard::Clipboard::new().ok(),
+            font_missing: font.is_none(),
+            copied_at: None,
+        }
     };
-    eframe::run_native(
-        "agent-assist-overlay",
-        options,
-        Box::new(move |cc| {
-            let _ = repaint.0.set(cc.egui_ctx.clone());
-            let font = fonts::install(&cc.egui_ctx);
-            if font.is_none() {
-                tracing::warn!("no CJK font found; Chinese will not render");
-            }
-            cc.egui_ctx.set_visuals(egui::Visuals::light());
-            Ok(Box::new(Overlay {
-                model,
-                lang,
-                feedback,
-                clipboard: arboard::Clipboard::new().ok(),
-                font_missing: font.is_none(),
-                copied_at: None,
-            }))
-        }),
-    )
+    match renderer {
+        Renderer::Software => super::software::run(APP_ID, viewport, make_overlay)?,
+        Renderer::Gl => {
+            let options = eframe::NativeOptions {
+                viewport,
+                persist_window: true,
+                ..Default::default()
+            };
+            eframe::run_native(
+                APP_ID,
+                options,
+                Box::new(move |cc| Ok(Box::new(make_overlay(&cc.egui_ctx)))),
+            )?
+        }
+    }
+    Ok(())
 }
 
 impl eframe::App for Overlay {
     fn update(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.draw(ctx);
+    }
+}
+
+impl super::software::Ui for Overlay {
+    fn update(&mut self, ctx: &egui::Context) {
+        self.draw(ctx);
+    }
+}
+
+impl Overlay {
+    /// One frame of the window, whichever renderer draws it.
+    fn draw(&mut self, ctx: &egui::Context) {
         let model = Arc::clone(&self.model);
         let mut model = model.lock().unwrap_or_else(|p| p.into_inner());
         let toggle =
@@ -128,9 +185,7 @@ impl eframe::App for Overlay {
         }
         model.latency.frame_drawn(std::time::Instant::now());
     }
-}
 
-impl Overlay {
     fn set_collapsed(&self, ctx: &egui::Context, model: &mut OverlayModel, collapsed: bool) {
         model.collapsed = collapsed;
         let height = if collapsed { BAR_HEIGHT } else { HEIGHT };

@@ -115,6 +115,24 @@ pub fn spawn_client(args: &[&str]) -> Child {
         .expect("agent-client starts")
 }
 
+/// Waits for a client to exit, at most `limit`; one that does not is killed and the test fails
+/// with what it printed (a hung client must not hang the test run).
+pub fn wait_for_exit(mut child: Child, limit: std::time::Duration) -> Output {
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("killed client");
+            panic!(
+                "the client did not exit within {limit:?}; its log:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("client output")
+}
+
 pub fn parse_events(stdout: &[u8]) -> Vec<Event> {
     String::from_utf8_lossy(stdout)
         .lines()
