@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The real overlay window under Xvfb, following a sample Chinese call with a fatal alert,
-# captured to target/screenshots/overlay.png and checked: the window is drawn, the fatal alert's
-# red frame is on it, and there is enough text on it to be the overlay (not a blank window).
+# captured to target/screenshots/overlay.png (drawn on the CPU, the default) and overlay-gl.png
+# (drawn through OpenGL) and checked: the window is drawn, the fatal alert's red frame is on it,
+# and there is enough text on it to be the overlay (not a blank window).
 # Usage: scripts/screenshot.sh [CALL.jsonl]   (CI runs it; look at the picture yourself too)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,19 +27,27 @@ for _ in $(seq 1 100); do grep -q "^listening on " "$out/server.out" 2>/dev/null
 addr=$(sed -n 's/^listening on //p' "$out/server.out")
 [ -n "$addr" ] || { echo "screenshot: the server did not start" >&2; cat "$out/server.log" >&2; exit 1; }
 
-# A fresh HOME so a remembered window position from another run does not move it.
-home=$(mktemp -d)
-HOME="$home" DISPLAY="$display" LIBGL_ALWAYS_SOFTWARE=1 LANG=zh_CN.UTF-8 \
-  "$bin/agent-client" --server "ws://$addr/ws" --transcript "$call" --realtime --speed 25 \
-  --linger 30 >"$out/client.out" 2>"$out/client.log" &
-client=$!
-pids+=($client)
-# The call takes ~4 s at 25x; give the window time to draw the end of it.
-sleep 9
-kill -0 "$client" 2>/dev/null || { echo "screenshot: the client exited early" >&2; cat "$out/client.log" >&2; exit 1; }
-DISPLAY="$display" import -window root "$out/overlay-full.png"
-convert "$out/overlay-full.png" -crop 380x620+0+0 +repage "$out/overlay.png"
-python3 - "$out/overlay.png" <<'PY'
+# Both renderers: the window drawn on the CPU (the default) -> overlay.png, and through OpenGL
+# (Mesa's llvmpipe here) -> overlay-gl.png. Each is checked the same way.
+shoot() { # renderer png
+  local renderer=$1 png=$2
+  # A fresh HOME so a remembered window position from another run does not move it.
+  local home
+  home=$(mktemp -d)
+  HOME="$home" DISPLAY="$display" LIBGL_ALWAYS_SOFTWARE=1 LANG=zh_CN.UTF-8 \
+    "$bin/agent-client" --renderer "$renderer" --server "ws://$addr/ws" --transcript "$call" \
+    --realtime --speed 25 --linger 30 >"$out/client-$renderer.out" 2>"$out/client-$renderer.log" &
+  local client=$!
+  pids+=($client)
+  # The call takes ~4 s at 25x; give the window time to draw the end of it.
+  sleep 9
+  kill -0 "$client" 2>/dev/null || { echo "screenshot: the client exited early" >&2; cat "$out/client-$renderer.log" >&2; exit 1; }
+  DISPLAY="$display" import -window root "$out/overlay-full.png"
+  kill "$client" 2>/dev/null || true
+  wait "$client" 2>/dev/null || true
+  rm -rf "$home"
+  convert "$out/overlay-full.png" -crop 380x620+0+0 +repage "$png"
+  python3 - "$png" <<'PY'
 import subprocess, sys
 path = sys.argv[1]
 # Pixel statistics through ImageMagick: no Python imaging library needed.
@@ -55,4 +64,7 @@ if red < 200:
 if dark < 800 or drawn < 20000:
     sys.exit("screenshot: the overlay has too little text: blank window or missing font?")
 PY
-echo "screenshot: ok -> $out/overlay.png"
+  echo "screenshot: ok ($renderer) -> $png"
+}
+shoot software "$out/overlay.png"
+shoot gl "$out/overlay-gl.png"
