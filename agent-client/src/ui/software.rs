@@ -4,7 +4,7 @@
 //!
 //! Why: on desktops without a GPU driver — VDI sessions and thin clients, common in contact
 //! centres — OpenGL is Mesa's llvmpipe, which brings LLVM and its JIT into the process
-//! (~85 MB resident for this small window, BENCHMARKS.md §6). A 380×620 window that repaints
+//! (~80 MB more resident for this small window, BENCHMARKS.md §6). A 380×620 window that repaints
 //! only when something arrives costs a few milliseconds of CPU per frame to draw by hand.
 //!
 //! The window behaves as the OpenGL one does: same viewport (borderless, always on top,
