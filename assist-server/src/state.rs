@@ -137,7 +137,7 @@ pub struct AppState {
     pub last_purge: Mutex<Option<UnixMs>>,
     /// Failed sign-ins per username.
     pub login_throttle: crate::web::throttle::LoginThrottle,
-    /// Batch QC jobs run by this server since it started.
+    /// Batch QC jobs: this run's and those remembered in the store.
     pub batch_jobs: crate::web::batch::BatchJobs,
 }
 
@@ -149,6 +149,7 @@ impl AppState {
         settings: Settings,
     ) -> Arc<Self> {
         let (pack_updates, _) = broadcast::channel(64);
+        let batch_jobs = crate::web::batch::BatchJobs::remembered(&*store);
         Arc::new(AppState {
             packs: ArcSwap::from_pointee(packs),
             auth,
@@ -160,7 +161,7 @@ impl AppState {
             publish_lock: tokio::sync::Mutex::new(()),
             last_purge: Mutex::new(None),
             login_throttle: Default::default(),
-            batch_jobs: Default::default(),
+            batch_jobs,
         })
     }
 

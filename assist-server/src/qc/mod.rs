@@ -38,7 +38,7 @@ pub mod transcript;
 
 use assist_protocol::{Channel, Prosody, Speaker};
 use assist_store::UnixMs;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One turn of a conversation, as read from its source.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,12 +85,12 @@ impl Conversation {
 }
 
 /// Something that could not be used, with where it is. Reported and skipped.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Problem {
     /// `path`, `path:line` or `path:first-last`.
     pub location: String,
     /// The conversation it belongs to, when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation: Option<String>,
     pub message: String,
 }

@@ -4,7 +4,7 @@
 use super::Problem;
 use assist_protocol::Summary;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 pub const MAX_LISTED_PROBLEMS: usize = 1000;
 
 /// The end-of-run summary (`--json` prints exactly this).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct QcSummary {
     /// Conversations inspected (and stored, unless `--no-store`).
     pub inspected: u64,
@@ -163,7 +164,8 @@ impl QcSummary {
 
 /// A run's progress as someone else watches it (the server's batch QC jobs): input bytes read
 /// of all, and the summary so far. Updated a few times a second and at the end.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct QcWatch {
     pub bytes_total: u64,
     pub bytes_read: u64,

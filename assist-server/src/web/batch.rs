@@ -7,8 +7,9 @@
 //! A job is the `qc` pipeline itself ([`crate::qc::pipeline::run`]: same readers, engine,
 //! resume, per-item problems and summary) with **one** worker at nice 10, so the live path
 //! keeps a core and wins the other; one job runs at a time. Paths are relative to the batch folder and may not leave it.
-//! Jobs are kept in memory (the last [`KEPT_JOBS`]); what they inspected is in the store, and
-//! a job started again after a restart skips it.
+//! The last [`KEPT_JOBS`] jobs are remembered in the store (a setting, written when a job
+//! starts and when it ends), so the list survives a restart; a job the server stopped under
+//! shows as `interrupted`, and the same job started again skips what it stored.
 
 use super::auth::Caller;
 use super::error::{ApiError, Body};
@@ -18,7 +19,7 @@ use crate::qc::report::QcWatch;
 use crate::qc::transcript::ReadOptions;
 use crate::state::{now_ms, AppState};
 use assist_engine::Knowledge;
-use assist_store::{Role, UnixMs};
+use assist_store::{CallStore, Role, UnixMs};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -40,17 +41,97 @@ pub const AUDIT_QC_JOB: &str = "qc_job";
 /// The audit action of a stopped job.
 pub const AUDIT_QC_JOB_STOP: &str = "qc_job_stop";
 
-/// The jobs this server ran since it started.
+/// The setting that remembers the jobs: a JSON array of [`JobView`]s, newest first.
+const JOBS_SETTING: &str = "qc_jobs";
+
+/// The jobs this server ran since it started, and those remembered from before.
 #[derive(Default)]
 pub struct BatchJobs {
     jobs: Mutex<Vec<Arc<Job>>>,
+    /// Jobs of earlier runs of the server, newest first.
+    earlier: Vec<JobView>,
 }
 
 impl BatchJobs {
+    /// The jobs remembered in the store. A job that was running when the server stopped is
+    /// `interrupted`. An unreadable record is logged and forgotten: it must not stop the server.
+    pub fn remembered(store: &dyn CallStore) -> BatchJobs {
+        let earlier = match store.setting(JOBS_SETTING) {
+            Ok(Some(text)) => match serde_json::from_str::<Vec<JobView>>(&text) {
+                Ok(views) => views,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the remembered QC jobs are unreadable; starting a new list");
+                    Vec::new()
+                }
+            },
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the remembered QC jobs");
+                Vec::new()
+            }
+        };
+        let earlier = earlier
+            .into_iter()
+            .map(|mut view| {
+                if matches!(view.state, JobState::Running) {
+                    view.state = JobState::Interrupted;
+                    view.stopping = false;
+                }
+                view
+            })
+            .collect();
+        BatchJobs {
+            jobs: Mutex::default(),
+            earlier,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Vec<Arc<Job>>> {
         self.jobs
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every job, newest first: this run's, then the remembered ones, [`KEPT_JOBS`] at most.
+    fn views(&self) -> Vec<JobView> {
+        let current: Vec<JobView> = self.lock().iter().rev().map(|j| j.view()).collect();
+        current
+            .into_iter()
+            .chain(self.earlier.iter().cloned())
+            .take(KEPT_JOBS)
+            .collect()
+    }
+
+    fn view(&self, id: u64) -> Option<JobView> {
+        if let Some(job) = self.job(id) {
+            return Some(job.view());
+        }
+        self.earlier.iter().find(|v| v.id == id).cloned()
+    }
+
+    fn job(&self, id: u64) -> Option<Arc<Job>> {
+        self.lock().iter().find(|j| j.id == id).cloned()
+    }
+
+    /// The next job's number: after every job this run and the remembered ones.
+    fn next_id(&self, jobs: &[Arc<Job>]) -> u64 {
+        let current = jobs.last().map(|j| j.id);
+        let earlier = self.earlier.first().map(|v| v.id);
+        current.max(earlier).map_or(1, |id| id + 1)
+    }
+
+    /// Writes the list to the store; a failure is logged (the jobs themselves are unaffected).
+    fn remember(&self, store: &dyn CallStore) {
+        let written = serde_json::to_string(&self.views())
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                store
+                    .set_setting(JOBS_SETTING, &text)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "cannot remember the QC jobs in the store");
+        }
     }
 }
 
@@ -90,7 +171,7 @@ pub struct NewJob {
     pub max_rate: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     Running,
@@ -98,10 +179,13 @@ pub enum JobState {
     /// Stopped by an admin: what it inspected is stored; the same job again goes on from there.
     Stopped,
     Failed,
+    /// The server stopped while it ran: what it inspected is stored; the same job again goes
+    /// on from there. Its counts are those of when it started.
+    Interrupted,
 }
 
-/// A job as the API shows it.
-#[derive(Debug, Serialize)]
+/// A job as the API shows it (and as the store remembers it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobView {
     pub id: u64,
     pub state: JobState,
@@ -190,14 +274,9 @@ pub async fn list(
     caller: Caller,
 ) -> Result<Json<JobList>, ApiError> {
     caller.require(&[Role::Admin])?;
-    let jobs = state
-        .batch_jobs
-        .lock()
-        .iter()
-        .rev()
-        .map(|j| j.view())
-        .collect();
-    Ok(Json(JobList { jobs }))
+    Ok(Json(JobList {
+        jobs: state.batch_jobs.views(),
+    }))
 }
 
 /// `GET /api/v1/qc/jobs/{id}`.
@@ -207,12 +286,12 @@ pub async fn get_one(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<JobView>, ApiError> {
     caller.require(&[Role::Admin])?;
-    let job = id
+    let view = id
         .parse::<u64>()
         .ok()
-        .and_then(|id| state.batch_jobs.lock().iter().find(|j| j.id == id).cloned())
+        .and_then(|id| state.batch_jobs.view(id))
         .ok_or_else(|| ApiError::not_found("qc job"))?;
-    Ok(Json(job.view()))
+    Ok(Json(view))
 }
 
 /// `POST /api/v1/qc/jobs/{id}/stop`: 202 with the job, which stops reading at once, stores
@@ -223,11 +302,19 @@ pub async fn stop(
     UrlPath(id): UrlPath<String>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     caller.require(&[Role::Admin])?;
-    let job = id
+    let id = id
         .parse::<u64>()
-        .ok()
-        .and_then(|id| state.batch_jobs.lock().iter().find(|j| j.id == id).cloned())
-        .ok_or_else(|| ApiError::not_found("qc job"))?;
+        .map_err(|_| ApiError::not_found("qc job"))?;
+    let Some(job) = state.batch_jobs.job(id) else {
+        return match state.batch_jobs.view(id) {
+            Some(_) => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "job_not_running",
+                format!("QC job {id} has already ended"),
+            )),
+            None => Err(ApiError::not_found("qc job")),
+        };
+    };
     if !job.running() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -282,7 +369,7 @@ pub async fn start(
                 ),
             ));
         }
-        let id = jobs.last().map_or(1, |j| j.id + 1);
+        let id = state.batch_jobs.next_id(&jobs);
         let job = Arc::new(Job {
             id,
             paths: body.paths.clone(),
@@ -300,6 +387,11 @@ pub async fn start(
         jobs.drain(..finished);
         job
     };
+
+    let remembering = Arc::clone(&state);
+    tokio::task::spawn_blocking(move || remembering.batch_jobs.remember(&*remembering.store))
+        .await
+        .map_err(ApiError::internal)?;
 
     let detail = format!("{} (force: {})", body.paths.join(", "), body.force);
     let (actor, target) = (caller.name().to_string(), format!("qc_job@{}", job.id));
@@ -330,6 +422,7 @@ pub async fn start(
         stop: Some(Arc::clone(&job.stop)),
     };
     let running = Arc::clone(&job);
+    let server = Arc::clone(&state);
     let spawned = std::thread::Builder::new()
         .name(format!("qc-job-{}", job.id))
         .spawn(move || {
@@ -359,6 +452,7 @@ pub async fn start(
                 finished_at: now_ms(),
                 error,
             });
+            server.batch_jobs.remember(&*server.store);
         });
     if let Err(e) = spawned {
         *job.end.lock().unwrap_or_else(|p| p.into_inner()) = Some(JobEnd {

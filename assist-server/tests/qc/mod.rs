@@ -1294,3 +1294,97 @@ async fn a_qc_job_stopped_midway_keeps_what_it_inspected_and_the_next_one_goes_o
         "{audit:#}"
     );
 }
+
+/// The job list survives a restart: a finished job keeps its counts, one the server stopped
+/// under shows as interrupted, numbering goes on, and the interrupted job started again skips
+/// what it stored.
+#[tokio::test]
+async fn qc_jobs_are_remembered_across_a_restart_and_an_interrupted_one_goes_on() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let batch = tempfile::tempdir().expect("tempdir");
+    let (cases, _) = write_set(batch.path(), 4);
+    let batch_dir = batch.path().to_str().expect("utf-8");
+    let (done_id, done_inspected, interrupted_id) = {
+        let server = Server::start_on(data.path(), &default_pack(), &["--batch-dir", batch_dir]);
+        let api = Api::new(&server.http());
+        let admin = api.admin().await;
+        let first = api
+            .post("/api/v1/qc/jobs", &admin, &json!({"paths": ["."]}))
+            .await
+            .expect(202);
+        let first = finished_job(&api, &admin, first["id"].as_u64().expect("id")).await;
+        assert_eq!(first["state"], "done", "{first:#}");
+        // Again with force, slowly: the server is killed while it runs.
+        let second = api
+            .post(
+                "/api/v1/qc/jobs",
+                &admin,
+                &json!({"paths": ["."], "force": true, "max_rate": 4}),
+            )
+            .await
+            .expect(202);
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let running = api
+            .get(&format!("/api/v1/qc/jobs/{}", second["id"]), &admin)
+            .await
+            .expect(200);
+        assert_eq!(running["state"], "running", "{running:#}");
+        (
+            first["id"].as_u64().expect("id"),
+            first["summary"]["inspected"].as_u64().expect("inspected"),
+            second["id"].as_u64().expect("id"),
+        )
+        // The server is killed here (SIGKILL: no chance to write anything more).
+    };
+    assert_eq!(done_inspected, cases.len() as u64);
+
+    let server = Server::start_on(data.path(), &default_pack(), &["--batch-dir", batch_dir]);
+    let api = Api::new(&server.http());
+    let admin = api.admin().await;
+    let jobs = api.get("/api/v1/qc/jobs", &admin).await.expect(200);
+    let listed: Vec<(u64, String)> = jobs["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| (j["id"].as_u64().unwrap_or(0), j["state"].to_string()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (interrupted_id, "\"interrupted\"".to_string()),
+            (done_id, "\"done\"".to_string())
+        ],
+        "{jobs:#}"
+    );
+    let done = api
+        .get(&format!("/api/v1/qc/jobs/{done_id}"), &admin)
+        .await
+        .expect(200);
+    assert_eq!(
+        done["summary"]["inspected"].as_u64(),
+        Some(done_inspected),
+        "{done:#}"
+    );
+    let r = api
+        .post(
+            &format!("/api/v1/qc/jobs/{interrupted_id}/stop"),
+            &admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 409, "{:?}", r.body);
+
+    // Started again (without force): everything was stored by the first job, so all is skipped.
+    let again = api
+        .post("/api/v1/qc/jobs", &admin, &json!({"paths": ["."]}))
+        .await
+        .expect(202);
+    assert_eq!(again["id"].as_u64(), Some(interrupted_id + 1), "{again:#}");
+    let again = finished_job(&api, &admin, interrupted_id + 1).await;
+    assert_eq!(again["state"], "done", "{again:#}");
+    assert_eq!(
+        again["summary"]["skipped"].as_u64(),
+        Some(cases.len() as u64),
+        "{again:#}"
+    );
+}
